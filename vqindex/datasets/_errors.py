@@ -1,0 +1,10 @@
+"""The one exception type every data-set failure raises."""
+
+__all__ = ["DatasetError"]
+
+
+class DatasetError(ValueError):
+    """A data set could not be found, downloaded, verified, converted or read.
+
+    The message is one line: what happened and what to do about it.
+    """
