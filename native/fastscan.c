@@ -1,0 +1,443 @@
+/*
+ * fastscan.c -- 4-bit LUT "fast-scan" kernels for vqindex, loaded with ctypes.
+ *
+ * Plain C; the SIMD kernels are functions compiled with __attribute__((target(...)))
+ * and selected at run time with __builtin_cpu_supports, so ONE shared library built
+ * with generic flags (-O3, no -march=native) runs on any x86-64 and the file also
+ * compiles on non-x86 targets (scalar kernel only).
+ *
+ * Block layout (see vqindex/kernels/fastscan.py): codes are grouped in blocks of 32
+ * vectors; a block is m*16 bytes; byte (16*j + i) of block b holds
+ *     low nibble  = nibble j of vector 32*b + i
+ *     high nibble = nibble j of vector 32*b + 16 + i          (i = 0..15)
+ * so 16 consecutive bytes hold sub-quantizer j for all 32 vectors; a 256-bit load covers
+ * sub-quantizers j, j+1 (one per 128-bit lane) and a 512-bit load j..j+3.  The LUT of a
+ * query is m*16 uint8 (LUT[j][x] at 16*j + x), so the same loads give the matching
+ * per-lane tables for pshufb.
+ *
+ * Accumulators: the result of every backend is sum_j LUT[j][nibble_j] modulo 2^16
+ * (exact when the LUT comes from quantize_lut, whose sums fit in uint16).
+ */
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include <stdlib.h>
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#define FS_HAVE_PTHREADS 1
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FS_X86 1
+#include <immintrin.h>
+#endif
+
+#if defined(_WIN32)
+#define FS_API __declspec(dllexport)
+#else
+#define FS_API __attribute__((visibility("default")))
+#endif
+
+#define FS_BACKEND_AUTO 0
+#define FS_BACKEND_SCALAR 1
+#define FS_BACKEND_AVX2 2
+#define FS_BACKEND_AVX512 3
+#define FS_BACKEND_AVX512VNNI 4
+
+#define FS_FEAT_AVX2 1
+#define FS_FEAT_AVX512 2     /* avx512f + avx512bw */
+#define FS_FEAT_AVX512VNNI 4 /* + avx512vbmi + avx512vnni */
+
+/* a kernel scans blocks [b0, b1) against queries [q0, q1) */
+typedef void (*fs_kernel)(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
+                          int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
+                          uint16_t *out, int64_t ldo);
+
+/* target size (bytes of codes) of the block chunk that every query group sweeps */
+#define FS_CHUNK_BYTES (384 * 1024)
+
+static int64_t chunk_blocks(int64_t m) {
+    int64_t c = FS_CHUNK_BYTES / (m * 16);
+    return c < 1 ? 1 : c;
+}
+
+static inline void store_block(uint16_t *o, const uint16_t *tmp, int nv) {
+    memcpy(o, tmp, (size_t)nv * sizeof(uint16_t));
+}
+
+/* ------------------------------------------------------------------ scalar */
+
+static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
+                          int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
+                          uint16_t *out, int64_t ldo) {
+    const int64_t bs = m * 16;
+    uint32_t acc[32];
+    uint16_t tmp[32];
+    for (int64_t q = q0; q < q1; q++) {
+        const uint8_t *L = lut + q * bs;
+        for (int64_t b = b0; b < b1; b++) {
+            const uint8_t *blk = blocks + b * bs;
+            memset(acc, 0, sizeof(acc));
+            for (int64_t j = 0; j < m; j++) {
+                const uint8_t *c = blk + 16 * j;
+                const uint8_t *t = L + 16 * j;
+                for (int i = 0; i < 16; i++) {
+                    acc[i] += t[c[i] & 15];
+                    acc[i + 16] += t[c[i] >> 4];
+                }
+            }
+            int64_t base = b * 32;
+            int nv = (int)((n - base) < 32 ? (n - base) : 32);
+            for (int i = 0; i < nv; i++) tmp[i] = (uint16_t)acc[i];
+            store_block(out + q * ldo + base, tmp, nv);
+        }
+    }
+}
+
+#ifdef FS_X86
+/* ------------------------------------------------------------------ AVX2 */
+/* pshufb per 128-bit lane; uint8 -> uint16 accumulation with the FAISS trick:
+ * A += r (as 16-bit words), B += r >> 8; odd bytes sum = B, even = A - (B << 8). */
+#define FS_T_AVX2 __attribute__((target("avx2")))
+#define FS_INLINE static inline __attribute__((always_inline))
+
+FS_T_AVX2 FS_INLINE void avx2_store(__m256i A, __m256i B, uint16_t *o) {
+    __m256i ev = _mm256_sub_epi16(A, _mm256_slli_epi16(B, 8));
+    __m128i e = _mm_add_epi16(_mm256_castsi256_si128(ev), _mm256_extracti128_si256(ev, 1));
+    __m128i d = _mm_add_epi16(_mm256_castsi256_si128(B), _mm256_extracti128_si256(B, 1));
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(e, d));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
+}
+
+FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
+                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
+                                    int nv) {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    __m256i Al[4], Bl[4], Ah[4], Bh[4];
+    for (int q = 0; q < QB; q++) {
+        Al[q] = Bl[q] = Ah[q] = Bh[q] = _mm256_setzero_si256();
+    }
+    int64_t j = 0;
+    for (; j + 2 <= m; j += 2) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 16 * j));
+        __m256i lo = _mm256_and_si256(c, mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
+        for (int q = 0; q < QB; q++) {
+            __m256i t = _mm256_loadu_si256((const __m256i *)(lut + q * bs + 16 * j));
+            __m256i rl = _mm256_shuffle_epi8(t, lo);
+            __m256i rh = _mm256_shuffle_epi8(t, hi);
+            Al[q] = _mm256_add_epi16(Al[q], rl);
+            Bl[q] = _mm256_add_epi16(Bl[q], _mm256_srli_epi16(rl, 8));
+            Ah[q] = _mm256_add_epi16(Ah[q], rh);
+            Bh[q] = _mm256_add_epi16(Bh[q], _mm256_srli_epi16(rh, 8));
+        }
+    }
+    if (j < m) { /* odd m: one sub-quantizer left, upper lane zero (zero table -> 0) */
+        __m256i c = _mm256_set_m128i(_mm_setzero_si128(),
+                                     _mm_loadu_si128((const __m128i *)(blk + 16 * j)));
+        __m256i lo = _mm256_and_si256(c, mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
+        for (int q = 0; q < QB; q++) {
+            __m256i t = _mm256_set_m128i(
+                _mm_setzero_si128(), _mm_loadu_si128((const __m128i *)(lut + q * bs + 16 * j)));
+            __m256i rl = _mm256_shuffle_epi8(t, lo);
+            __m256i rh = _mm256_shuffle_epi8(t, hi);
+            Al[q] = _mm256_add_epi16(Al[q], rl);
+            Bl[q] = _mm256_add_epi16(Bl[q], _mm256_srli_epi16(rl, 8));
+            Ah[q] = _mm256_add_epi16(Ah[q], rh);
+            Bh[q] = _mm256_add_epi16(Bh[q], _mm256_srli_epi16(rh, 8));
+        }
+    }
+    for (int q = 0; q < QB; q++) {
+        if (nv == 32) {
+            avx2_store(Al[q], Bl[q], o + q * ldo);
+            avx2_store(Ah[q], Bh[q], o + q * ldo + 16);
+        } else {
+            uint16_t tmp[32];
+            avx2_store(Al[q], Bl[q], tmp);
+            avx2_store(Ah[q], Bh[q], tmp + 16);
+            store_block(o + q * ldo, tmp, nv);
+        }
+    }
+}
+
+/* QB = queries per group (compile-time after inlining); remainders use 4, 2, 1 */
+#define FS_DEFINE_KERNEL(NAME, GROUP, TARGET, QBMAX)                                      \
+    TARGET static void NAME(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,       \
+                            int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,          \
+                            uint16_t *out, int64_t ldo) {                                   \
+        const int64_t bs = m * 16;                                                          \
+        int64_t q = q0;                                                                     \
+        while (q < q1) {                                                                    \
+            int64_t left = q1 - q;                                                          \
+            int qb = left >= QBMAX ? QBMAX : left >= 4 ? 4 : left >= 2 ? 2 : 1;             \
+            const uint8_t *L = lut + q * bs;                                                \
+            for (int64_t b = b0; b < b1; b++) {                                             \
+                int64_t base = b * 32;                                                      \
+                int nv = (int)((n - base) < 32 ? (n - base) : 32);                          \
+                const uint8_t *blk = blocks + b * bs;                                       \
+                uint16_t *o = out + q * ldo + base;                                         \
+                if (qb == QBMAX) GROUP(blk, m, L, bs, QBMAX, o, ldo, nv);                   \
+                else if (qb == 4) GROUP(blk, m, L, bs, 4, o, ldo, nv);                      \
+                else if (qb == 2) GROUP(blk, m, L, bs, 2, o, ldo, nv);                      \
+                else GROUP(blk, m, L, bs, 1, o, ldo, nv);                                   \
+            }                                                                               \
+            q += qb;                                                                        \
+        }                                                                                   \
+    }
+
+FS_DEFINE_KERNEL(kernel_avx2, avx2_group, FS_T_AVX2, 4)
+
+/* ------------------------------------------------------------------ AVX-512 (F+BW) */
+#define FS_T_AVX512 __attribute__((target("avx2,avx512f,avx512bw")))
+
+FS_T_AVX512 FS_INLINE void avx512_store(__m512i A, __m512i B, uint16_t *o) {
+    __m512i ev = _mm512_sub_epi16(A, _mm512_slli_epi16(B, 8));
+    __m256i e2 = _mm256_add_epi16(_mm512_castsi512_si256(ev), _mm512_extracti64x4_epi64(ev, 1));
+    __m256i d2 = _mm256_add_epi16(_mm512_castsi512_si256(B), _mm512_extracti64x4_epi64(B, 1));
+    __m128i e = _mm_add_epi16(_mm256_castsi256_si128(e2), _mm256_extracti128_si256(e2, 1));
+    __m128i d = _mm_add_epi16(_mm256_castsi256_si128(d2), _mm256_extracti128_si256(d2, 1));
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(e, d));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
+}
+
+FS_T_AVX512 FS_INLINE void avx512_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
+                                        int64_t bs, const int QB, uint16_t *o, int64_t ldo,
+                                        int nv) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    __m512i Al[4], Bl[4], Ah[4], Bh[4];
+    for (int q = 0; q < QB; q++) {
+        Al[q] = Bl[q] = Ah[q] = Bh[q] = _mm512_setzero_si512();
+    }
+    int64_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+        __m512i c = _mm512_loadu_si512((const void *)(blk + 16 * j));
+        __m512i lo = _mm512_and_si512(c, mask);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
+        for (int q = 0; q < QB; q++) {
+            __m512i t = _mm512_loadu_si512((const void *)(lut + q * bs + 16 * j));
+            __m512i rl = _mm512_shuffle_epi8(t, lo);
+            __m512i rh = _mm512_shuffle_epi8(t, hi);
+            Al[q] = _mm512_add_epi16(Al[q], rl);
+            Bl[q] = _mm512_add_epi16(Bl[q], _mm512_srli_epi16(rl, 8));
+            Ah[q] = _mm512_add_epi16(Ah[q], rh);
+            Bh[q] = _mm512_add_epi16(Bh[q], _mm512_srli_epi16(rh, 8));
+        }
+    }
+    if (j < m) { /* 1..3 sub-quantizers left: masked (zeroing) loads, zero table -> 0 */
+        __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
+        __m512i c = _mm512_maskz_loadu_epi8(k, (const void *)(blk + 16 * j));
+        __m512i lo = _mm512_and_si512(c, mask);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
+        for (int q = 0; q < QB; q++) {
+            __m512i t = _mm512_maskz_loadu_epi8(k, (const void *)(lut + q * bs + 16 * j));
+            __m512i rl = _mm512_shuffle_epi8(t, lo);
+            __m512i rh = _mm512_shuffle_epi8(t, hi);
+            Al[q] = _mm512_add_epi16(Al[q], rl);
+            Bl[q] = _mm512_add_epi16(Bl[q], _mm512_srli_epi16(rl, 8));
+            Ah[q] = _mm512_add_epi16(Ah[q], rh);
+            Bh[q] = _mm512_add_epi16(Bh[q], _mm512_srli_epi16(rh, 8));
+        }
+    }
+    for (int q = 0; q < QB; q++) {
+        if (nv == 32) {
+            avx512_store(Al[q], Bl[q], o + q * ldo);
+            avx512_store(Ah[q], Bh[q], o + q * ldo + 16);
+        } else {
+            uint16_t tmp[32];
+            avx512_store(Al[q], Bl[q], tmp);
+            avx512_store(Ah[q], Bh[q], tmp + 16);
+            store_block(o + q * ldo, tmp, nv);
+        }
+    }
+}
+
+FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, 4)
+
+/* ------------------------------------------------------------------ AVX-512 VBMI + VNNI */
+/* Same block layout.  The 64 code bytes of sub-quantizers j..j+3 are transposed once
+ * (vpermb, shared by all queries of the group) so that byte 4*i + l holds sub-quantizer
+ * j+l of vector i; the index of a byte is then 16*l + nibble, a 64-entry vpermb lookup
+ * into the 64 LUT bytes of j..j+3, and vpdpbusd against ones sums the 4 adjacent bytes of
+ * a vector straight into int32 accumulators (2 ops per 64 lookups instead of 4). */
+#define FS_T_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vbmi,avx512vnni")))
+
+FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
+                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
+                                    int nv) {
+    /* P[4i + l] = 16l + i ; OFF[p] = 16*(p % 4) ; SEL selects bits 4,5 */
+    const __m512i P = _mm512_set_epi32(
+        0x3f2f1f0f, 0x3e2e1e0e, 0x3d2d1d0d, 0x3c2c1c0c, 0x3b2b1b0b, 0x3a2a1a0a, 0x39291909,
+        0x38281808, 0x37271707, 0x36261606, 0x35251505, 0x34241404, 0x33231303, 0x32221202,
+        0x31211101, 0x30201000);
+    const __m512i OFF = _mm512_set1_epi32(0x30201000);
+    const __m512i SEL = _mm512_set1_epi8(0x30);
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i Sl[8], Sh[8];
+    for (int q = 0; q < QB; q++) Sl[q] = Sh[q] = _mm512_setzero_si512();
+#define FS_VNNI_STEP(LOADC, LOADT)                                                          \
+    {                                                                                       \
+        __m512i pc = _mm512_permutexvar_epi8(P, LOADC);                                     \
+        /* bits 4,5 <- OFF, bits 0-3 from the code (bits 6,7 are ignored by vpermb) */      \
+        __m512i il = _mm512_ternarylogic_epi32(SEL, OFF, pc, 0xCA);                         \
+        __m512i ih = _mm512_ternarylogic_epi32(SEL, OFF, _mm512_srli_epi16(pc, 4), 0xCA);   \
+        for (int q = 0; q < QB; q++) {                                                      \
+            const uint8_t *tp = lut + q * bs + 16 * j;                                      \
+            __m512i t = LOADT;                                                              \
+            Sl[q] = _mm512_dpbusd_epi32(Sl[q], _mm512_permutexvar_epi8(il, t), ones);       \
+            Sh[q] = _mm512_dpbusd_epi32(Sh[q], _mm512_permutexvar_epi8(ih, t), ones);       \
+        }                                                                                   \
+    }
+    int64_t j = 0;
+    for (; j + 4 <= m; j += 4)
+        FS_VNNI_STEP(_mm512_loadu_si512((const void *)(blk + 16 * j)),
+                     _mm512_loadu_si512((const void *)tp))
+    if (j < m) { /* 1..3 sub-quantizers left: masked zeroing loads, zero table -> 0 */
+        __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
+        FS_VNNI_STEP(_mm512_maskz_loadu_epi8(k, (const void *)(blk + 16 * j)),
+                     _mm512_maskz_loadu_epi8(k, (const void *)tp))
+    }
+#undef FS_VNNI_STEP
+    for (int q = 0; q < QB; q++) {
+        if (nv == 32) {
+            _mm256_storeu_si256((__m256i *)(o + q * ldo), _mm512_cvtepi32_epi16(Sl[q]));
+            _mm256_storeu_si256((__m256i *)(o + q * ldo + 16), _mm512_cvtepi32_epi16(Sh[q]));
+        } else {
+            uint16_t tmp[32];
+            _mm256_storeu_si256((__m256i *)tmp, _mm512_cvtepi32_epi16(Sl[q]));
+            _mm256_storeu_si256((__m256i *)(tmp + 16), _mm512_cvtepi32_epi16(Sh[q]));
+            store_block(o + q * ldo, tmp, nv);
+        }
+    }
+}
+
+#ifndef FS_VNNI_QB
+#define FS_VNNI_QB 8
+#endif
+FS_DEFINE_KERNEL(kernel_avx512vnni, vnni_group, FS_T_VNNI, FS_VNNI_QB)
+
+#endif /* FS_X86 */
+
+/* ------------------------------------------------------------------ dispatch */
+
+FS_API int fs_cpu_features(void) {
+    int f = 0;
+#ifdef FS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) f |= FS_FEAT_AVX2;
+    if ((f & FS_FEAT_AVX2) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw"))
+        f |= FS_FEAT_AVX512;
+    if ((f & FS_FEAT_AVX512) && __builtin_cpu_supports("avx512vbmi") &&
+        __builtin_cpu_supports("avx512vnni"))
+        f |= FS_FEAT_AVX512VNNI;
+#endif
+    return f;
+}
+
+/* which backends this build + CPU can run: bit (1 << backend) */
+FS_API int fs_available_backends(void) {
+    int a = 1 << FS_BACKEND_SCALAR;
+#ifdef FS_X86
+    int f = fs_cpu_features();
+    if (f & FS_FEAT_AVX2) a |= 1 << FS_BACKEND_AVX2;
+    if (f & FS_FEAT_AVX512) a |= 1 << FS_BACKEND_AVX512;
+    if (f & FS_FEAT_AVX512VNNI) a |= 1 << FS_BACKEND_AVX512VNNI;
+#endif
+    return a;
+}
+
+static int resolve_backend(int backend) {
+    int a = fs_available_backends();
+    if (backend == FS_BACKEND_AUTO) {
+        for (int b = FS_BACKEND_AVX512VNNI; b > FS_BACKEND_AUTO; b--)
+            if (a & (1 << b)) return b;
+        return FS_BACKEND_SCALAR;
+    }
+    if (backend < FS_BACKEND_SCALAR || backend > FS_BACKEND_AVX512VNNI) return -1;
+    return (a & (1 << backend)) ? backend : -1;
+}
+
+static fs_kernel kernel_for(int backend) {
+    switch (backend) {
+#ifdef FS_X86
+    case FS_BACKEND_AVX2: return kernel_avx2;
+    case FS_BACKEND_AVX512: return kernel_avx512;
+    case FS_BACKEND_AVX512VNNI: return kernel_avx512vnni;
+#endif
+    default: return kernel_scalar;
+    }
+}
+
+typedef struct {
+    fs_kernel kern;
+    const uint8_t *blocks;
+    int64_t b0, b1, n, m;
+    const uint8_t *lut;
+    int64_t q0, q1;
+    uint16_t *out;
+    int64_t ldo;
+} fs_work;
+
+/* sweep: for each chunk of blocks (~FS_CHUNK_BYTES, L2-resident), every query group
+ * scans the chunk; the kernel keeps the group's LUTs hot while blocks stream by. */
+static void run_work(const fs_work *w) {
+    int64_t cb = chunk_blocks(w->m);
+    for (int64_t b = w->b0; b < w->b1; b += cb) {
+        int64_t e = b + cb < w->b1 ? b + cb : w->b1;
+        w->kern(w->blocks, b, e, w->n, w->m, w->lut, w->q0, w->q1, w->out, w->ldo);
+    }
+}
+
+#ifdef FS_HAVE_PTHREADS
+static void *thread_main(void *arg) {
+    run_work((const fs_work *)arg);
+    return NULL;
+}
+#endif
+
+/*
+ * Scan nblocks blocks (n valid vectors, n <= 32*nblocks) against nq LUTs of m*16 bytes.
+ * out[q*ldo + v] (uint16) for v < n.  Returns the backend used (> 0) or -1 if the
+ * requested backend is unavailable, -2 on bad arguments.
+ */
+FS_API int fs_scan(const uint8_t *blocks, int64_t nblocks, int64_t n, int64_t m,
+                   const uint8_t *lut, int64_t nq, uint16_t *out, int64_t ldo, int backend,
+                   int nthreads) {
+    int be = resolve_backend(backend);
+    if (be < 0) return -1;
+    if (m <= 0 || n < 0 || nq < 0 || n > 32 * nblocks || ldo < n) return -2;
+    if (n == 0 || nq == 0) return be;
+    nblocks = (n + 31) / 32;
+    fs_kernel kern = kernel_for(be);
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 256) nthreads = 256;
+    /* split blocks when there are enough of them, otherwise queries */
+    int split_blocks = nblocks >= 4 * (int64_t)nthreads || nblocks >= nq;
+    int64_t units = split_blocks ? nblocks : nq;
+    if (nthreads > units) nthreads = (int)units;
+    fs_work works[256];
+    for (int t = 0; t < nthreads; t++) {
+        fs_work *w = &works[t];
+        w->kern = kern; w->blocks = blocks; w->n = n; w->m = m; w->lut = lut;
+        w->out = out; w->ldo = ldo;
+        int64_t u0 = units * t / nthreads, u1 = units * (t + 1) / nthreads;
+        if (split_blocks) { w->b0 = u0; w->b1 = u1; w->q0 = 0; w->q1 = nq; }
+        else { w->b0 = 0; w->b1 = nblocks; w->q0 = u0; w->q1 = u1; }
+    }
+#ifdef FS_HAVE_PTHREADS
+    pthread_t tids[256];
+    int started[256];
+    for (int t = 1; t < nthreads; t++)
+        started[t] = pthread_create(&tids[t], NULL, thread_main, &works[t]) == 0;
+    run_work(&works[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        else run_work(&works[t]);
+    }
+#else
+    for (int t = 0; t < nthreads; t++) run_work(&works[t]);
+#endif
+    return be;
+}
