@@ -122,10 +122,11 @@ def load(name_or_path, n=None, normalize=False, data_dir=None, download=True, se
     root = Path(data_dir).expanduser() if data_dir is not None else globals()["data_dir"]()
     if metric is not None:
         metric = canonical_metric(metric)
+    if n is not None:
+        n = _check_n(n)
     name, path = _locate(name_or_path, root, download, metric, progress)
     data = None
     if n is not None:
-        n = _check_n(n)
         import h5py  # cheap shape probe; read_layout reports corrupt files properly
 
         try:
