@@ -364,3 +364,70 @@ def test_network_failure(tmp_path):
     with pytest.raises(DatasetError, match="download of .* failed.*network"):
         datasets.download("http://127.0.0.1:9/none.hdf5", tmp_path / "none.hdf5", progress=False)
     assert not list(tmp_path.glob("none*")) and not leftovers(tmp_path)
+
+
+def _range_server(payload):
+    """Start a local HTTP server that serves `payload` and honours `Range: bytes=N-`."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            rng = self.headers.get("Range")
+            start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+            body = payload[start:]
+            self.send_response(206 if rng else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            Handler.ranges.append(rng)
+
+        def log_message(self, *args):
+            pass
+
+    Handler.ranges = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, Handler.ranges
+
+
+def test_download_resumes_with_range(shared, tmp_path):
+    payload = (shared / "glove-100-angular-tiny.hdf5").read_bytes()
+    server, ranges = _range_server(payload)
+    try:
+        dest = tmp_path / "r.hdf5"
+        dest.with_name("r.hdf5.part").write_bytes(payload[:1000])
+        url = f"http://127.0.0.1:{server.server_address[1]}/r.hdf5"
+        datasets.download(url, dest, datasets.REGISTRY["glove-100-angular-tiny"]["sha256"], progress=False)
+    finally:
+        server.shutdown()
+    assert ranges == ["bytes=1000-"] and dest.read_bytes() == payload and not leftovers(tmp_path)
+
+
+def test_parquet_download_flow(shared, tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    from vqindex.datasets import _download, _sources
+
+    remote = tmp_path / "remote"
+    x = _real_vectors(shared, 400, 16)
+    _write_openai3(remote / "a", x[:200])
+    _write_openai3(remote / "b", x[200:])
+    files = [(f"train-0000{i}-of-00002.parquet", (remote / s / "train-00000-of-00001.parquet").as_uri(),
+              _download.sha256_file(remote / s / "train-00000-of-00001.parquet"))
+             for i, s in enumerate("ab")]
+    monkeypatch.setattr(_sources, "_hf_files", lambda e: files)
+    entry = dict(datasets.REGISTRY["dbpedia-openai3-1536-100k"], rows=150)
+    monkeypatch.setitem(datasets.REGISTRY, "dbpedia-openai3-1536-100k", entry)
+    data = tmp_path / "data"
+    ds = datasets.load("dbpedia-openai3-1536-100k", data_dir=data, progress=False)
+    assert ds.train.shape == (135, 16) and ds.test.shape == (15, 16)
+    assert sorted(p.name for p in (data / "dbpedia-openai3-1536").iterdir()) == [files[0][0]]  # one file was enough
+    full = datasets.load("dbpedia-openai3-1536", data_dir=data, progress=False)
+    assert full.train.shape == (360, 16) and ds.path.name == "dbpedia-openai3-1536-100k-angular.hdf5"
+    check_truth(full)
+    files[1] = (files[1][0], files[1][1], "0" * 64)  # a wrong checksum: error, nothing left behind
+    monkeypatch.setitem(datasets.REGISTRY, "dbpedia-openai3-3072",
+                        dict(datasets.REGISTRY["dbpedia-openai3-3072"], column=None))
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        datasets.load("dbpedia-openai3-3072", data_dir=data, progress=False)
+    assert not leftovers(data) and not (data / "dbpedia-openai3-3072-angular.hdf5").exists()

@@ -85,7 +85,10 @@ def read_layout(path, metric=None, train_rows=None):
                 raise DatasetError(f"{path}: train has {f['train'].shape[1]} dimensions but test has "
                                    f"{f['test'].shape[1]}; wrong layout")
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            m = canonical_metric(attrs.get("distance", metric or "angular"))
+            try:
+                m = canonical_metric(attrs.get("distance", metric or "angular"))
+            except DatasetError as exc:
+                raise DatasetError(f"{path}: {exc}") from None
             train = read_rows(f["train"], train_rows)
             test = f["test"][...]
             nb = dist = None
