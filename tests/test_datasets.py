@@ -431,3 +431,23 @@ def test_parquet_download_flow(shared, tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="checksum mismatch"):
         datasets.load("dbpedia-openai3-3072", data_dir=data, progress=False)
     assert not leftovers(data) and not (data / "dbpedia-openai3-3072-angular.hdf5").exists()
+
+
+def test_glove_zip_download_and_extract(shared, tmp_path, monkeypatch):
+    import zipfile
+
+    remote = tmp_path / "remote" / "glove.6B.zip"
+    remote.parent.mkdir()
+    with zipfile.ZipFile(remote, "w") as z:
+        z.write(shared / "glove.6B.100d.top2604.txt", "glove.6B.100d.txt")
+    monkeypatch.setitem(datasets.REGISTRY, "glove.6B.100d",
+                        dict(datasets.REGISTRY["glove.6B.100d"], url=remote.as_uri()))
+    data = tmp_path / "data"
+    ds = datasets.load("glove.6B.100d", data_dir=data, progress=False)
+    assert ds.path == data / "glove.6B.100d-angular.hdf5" and ds.train.shape == (2344, 100)
+    assert (data / "glove.6B.zip").is_file() and (data / "glove.6B.100d.txt").is_file()
+    check_truth(ds)
+    (data / "glove.6B.zip").write_bytes(b"not a zip")  # member missing from a broken zip: clear error
+    with pytest.raises(DatasetError, match="zip is corrupt"):
+        datasets.load("glove.6B.200d", data_dir=data, progress=False)
+    assert not leftovers(data) and not (data / "glove.6B.200d.txt").exists()

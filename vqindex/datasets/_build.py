@@ -1,5 +1,4 @@
 """Turn raw vectors into the HDF5 layout (seeded split + exact ground truth) and cut subsets."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from ._hdf5 import read_attrs, read_layout, write_layout
 from ._truth import ground_truth
 
 __all__ = ["SPLIT_SEED", "K", "n_queries", "split_and_write", "subset", "signature",
-           "find_cached", "fresh", "output_path", "remove_quietly"]
+           "find_cached", "fresh", "output_path"]
 
 SPLIT_SEED = 20240601  # the seed of shared/data/scripts/make_glove.py
 N_QUERIES = 1000
@@ -132,10 +131,3 @@ def output_path(name, preferred):
                            f"writable; set VQINDEX_DATA to a writable folder")
     return folder / name
 
-
-def remove_quietly(path):
-    """Delete `path` if it exists, ignoring errors."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

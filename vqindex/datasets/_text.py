@@ -1,6 +1,5 @@
 """Reader for GloVe's text format (`word v1 ... vd` per line)."""
 import io
-from pathlib import Path
 
 import numpy as np
 
