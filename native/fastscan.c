@@ -66,6 +66,12 @@ static inline void store_block(uint16_t *o, const uint16_t *tmp, int nv) {
     memcpy(o, tmp, (size_t)nv * sizeof(uint16_t));
 }
 
+/* partial last block: rows of tmp (32 per query) -> out */
+static void fs_copy_partial(uint16_t *o, int64_t ldo, const uint16_t *tmp, int qb, int nv) {
+    if (nv == 32) return;
+    for (int q = 0; q < qb; q++) store_block(o + q * ldo, tmp + 32 * q, nv);
+}
+
 /* ------------------------------------------------------------------ scalar */
 
 static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
@@ -96,73 +102,14 @@ static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t
 }
 
 #ifdef FS_X86
-/* ------------------------------------------------------------------ AVX2 */
-/* pshufb per 128-bit lane; uint8 -> uint16 accumulation with the FAISS trick:
- * A += r (as 16-bit words), B += r >> 8; odd bytes sum = B, even = A - (B << 8). */
-#define FS_T_AVX2 __attribute__((target("avx2")))
+/* Query groups: accumulators are named variables (Xq for q < QB, QB a compile-time
+ * constant after inlining) so that they live in registers; FS_Q8 expands X(0)..X(7) and
+ * every use is guarded by `if (QB > q)`. */
+#define FS_Q8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define FS_INLINE static inline __attribute__((always_inline))
 
-FS_T_AVX2 FS_INLINE void avx2_store(__m256i A, __m256i B, uint16_t *o) {
-    __m256i ev = _mm256_sub_epi16(A, _mm256_slli_epi16(B, 8));
-    __m128i e = _mm_add_epi16(_mm256_castsi256_si128(ev), _mm256_extracti128_si256(ev, 1));
-    __m128i d = _mm_add_epi16(_mm256_castsi256_si128(B), _mm256_extracti128_si256(B, 1));
-    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(e, d));
-    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
-}
-
-FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
-                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
-                                    int nv) {
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m256i Al[4], Bl[4], Ah[4], Bh[4];
-    for (int q = 0; q < QB; q++) {
-        Al[q] = Bl[q] = Ah[q] = Bh[q] = _mm256_setzero_si256();
-    }
-    int64_t j = 0;
-    for (; j + 2 <= m; j += 2) {
-        __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 16 * j));
-        __m256i lo = _mm256_and_si256(c, mask);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
-        for (int q = 0; q < QB; q++) {
-            __m256i t = _mm256_loadu_si256((const __m256i *)(lut + q * bs + 16 * j));
-            __m256i rl = _mm256_shuffle_epi8(t, lo);
-            __m256i rh = _mm256_shuffle_epi8(t, hi);
-            Al[q] = _mm256_add_epi16(Al[q], rl);
-            Bl[q] = _mm256_add_epi16(Bl[q], _mm256_srli_epi16(rl, 8));
-            Ah[q] = _mm256_add_epi16(Ah[q], rh);
-            Bh[q] = _mm256_add_epi16(Bh[q], _mm256_srli_epi16(rh, 8));
-        }
-    }
-    if (j < m) { /* odd m: one sub-quantizer left, upper lane zero (zero table -> 0) */
-        __m256i c = _mm256_set_m128i(_mm_setzero_si128(),
-                                     _mm_loadu_si128((const __m128i *)(blk + 16 * j)));
-        __m256i lo = _mm256_and_si256(c, mask);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
-        for (int q = 0; q < QB; q++) {
-            __m256i t = _mm256_set_m128i(
-                _mm_setzero_si128(), _mm_loadu_si128((const __m128i *)(lut + q * bs + 16 * j)));
-            __m256i rl = _mm256_shuffle_epi8(t, lo);
-            __m256i rh = _mm256_shuffle_epi8(t, hi);
-            Al[q] = _mm256_add_epi16(Al[q], rl);
-            Bl[q] = _mm256_add_epi16(Bl[q], _mm256_srli_epi16(rl, 8));
-            Ah[q] = _mm256_add_epi16(Ah[q], rh);
-            Bh[q] = _mm256_add_epi16(Bh[q], _mm256_srli_epi16(rh, 8));
-        }
-    }
-    for (int q = 0; q < QB; q++) {
-        if (nv == 32) {
-            avx2_store(Al[q], Bl[q], o + q * ldo);
-            avx2_store(Ah[q], Bh[q], o + q * ldo + 16);
-        } else {
-            uint16_t tmp[32];
-            avx2_store(Al[q], Bl[q], tmp);
-            avx2_store(Ah[q], Bh[q], tmp + 16);
-            store_block(o + q * ldo, tmp, nv);
-        }
-    }
-}
-
-/* QB = queries per group (compile-time after inlining); remainders use 4, 2, 1 */
+/* QB = queries per group; remainders use 4, 2, 1.  For each query group the kernel
+ * sweeps blocks [b0, b1) (an L2-sized chunk): the group's LUTs stay in L1/L2. */
 #define FS_DEFINE_KERNEL(NAME, GROUP, TARGET, QBMAX)                                      \
     TARGET static void NAME(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,       \
                             int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,          \
@@ -187,9 +134,76 @@ FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t
         }                                                                                   \
     }
 
-FS_DEFINE_KERNEL(kernel_avx2, avx2_group, FS_T_AVX2, 4)
+/* ------------------------------------------------------------------ AVX2 */
+/* pshufb per 128-bit lane; uint8 -> uint16 accumulation with the FAISS trick:
+ * A += r (as 16-bit words), B += r >> 8; odd bytes sum = B, even = A - (B << 8)
+ * (all modulo 2^16, so exact whenever the true sums fit in uint16). */
+#define FS_T_AVX2 __attribute__((target("avx2")))
+
+FS_T_AVX2 FS_INLINE void avx2_store(__m256i A, __m256i B, uint16_t *o) {
+    __m256i ev = _mm256_sub_epi16(A, _mm256_slli_epi16(B, 8));
+    __m128i e = _mm_add_epi16(_mm256_castsi256_si128(ev), _mm256_extracti128_si256(ev, 1));
+    __m128i d = _mm_add_epi16(_mm256_castsi256_si128(B), _mm256_extracti128_si256(B, 1));
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(e, d));
+    _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
+}
+
+FS_T_AVX2 FS_INLINE void avx2_out(__m256i Al, __m256i Bl, __m256i Ah, __m256i Bh,
+                                  uint16_t *o) {
+    avx2_store(Al, Bl, o);
+    avx2_store(Ah, Bh, o + 16);
+}
+
+FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
+                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
+                                    int nv) {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i z = _mm256_setzero_si256();
+#define DECL(q) __m256i Al##q = z, Bl##q = z, Ah##q = z, Bh##q = z;
+    FS_Q8(DECL)
+#undef DECL
+#define ACC(q)                                                                              \
+    if (QB > q) {                                                                           \
+        __m256i t = LOADT(lut + q * bs + 16 * j);                                           \
+        __m256i rl = _mm256_shuffle_epi8(t, lo), rh = _mm256_shuffle_epi8(t, hi);           \
+        Al##q = _mm256_add_epi16(Al##q, rl);                                                \
+        Bl##q = _mm256_add_epi16(Bl##q, _mm256_srli_epi16(rl, 8));                          \
+        Ah##q = _mm256_add_epi16(Ah##q, rh);                                                \
+        Bh##q = _mm256_add_epi16(Bh##q, _mm256_srli_epi16(rh, 8));                          \
+    }
+    int64_t j = 0;
+#define LOADT(p) _mm256_loadu_si256((const __m256i *)(p))
+    for (; j + 2 <= m; j += 2) {
+        __m256i c = LOADT(blk + 16 * j);
+        __m256i lo = _mm256_and_si256(c, mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
+        FS_Q8(ACC)
+    }
+#undef LOADT
+    /* odd m: one sub-quantizer left, upper lane zero (zero table -> 0) */
+#define LOADT(p) _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128((const __m128i *)(p)))
+    if (j < m) {
+        __m256i c = LOADT(blk + 16 * j);
+        __m256i lo = _mm256_and_si256(c, mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
+        FS_Q8(ACC)
+    }
+#undef LOADT
+#undef ACC
+#define OUT(q) if (QB > q) avx2_out(Al##q, Bl##q, Ah##q, Bh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
+    uint16_t tmp[8 * 32];
+    FS_Q8(OUT)
+#undef OUT
+    fs_copy_partial(o, ldo, tmp, QB, nv);
+}
+
+#ifndef FS_AVX2_QB
+#define FS_AVX2_QB 2
+#endif
+FS_DEFINE_KERNEL(kernel_avx2, avx2_group, FS_T_AVX2, FS_AVX2_QB)
 
 /* ------------------------------------------------------------------ AVX-512 (F+BW) */
+/* Same as AVX2 with 4 sub-quantizers (one per 128-bit lane) per 512-bit register. */
 #define FS_T_AVX512 __attribute__((target("avx2,avx512f,avx512bw")))
 
 FS_T_AVX512 FS_INLINE void avx512_store(__m512i A, __m512i B, uint16_t *o) {
@@ -202,66 +216,79 @@ FS_T_AVX512 FS_INLINE void avx512_store(__m512i A, __m512i B, uint16_t *o) {
     _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
 }
 
+FS_T_AVX512 FS_INLINE void avx512_out(__m512i Al, __m512i Bl, __m512i Ah, __m512i Bh,
+                                  uint16_t *o) {
+    avx512_store(Al, Bl, o);
+    avx512_store(Ah, Bh, o + 16);
+}
+
 FS_T_AVX512 FS_INLINE void avx512_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
                                         int64_t bs, const int QB, uint16_t *o, int64_t ldo,
                                         int nv) {
     const __m512i mask = _mm512_set1_epi8(0x0F);
-    __m512i Al[4], Bl[4], Ah[4], Bh[4];
-    for (int q = 0; q < QB; q++) {
-        Al[q] = Bl[q] = Ah[q] = Bh[q] = _mm512_setzero_si512();
+    const __m512i z = _mm512_setzero_si512();
+#define DECL(q) __m512i Al##q = z, Bl##q = z, Ah##q = z, Bh##q = z;
+    FS_Q8(DECL)
+#undef DECL
+#define ACC(q)                                                                              \
+    if (QB > q) {                                                                           \
+        __m512i t = LOADT(lut + q * bs + 16 * j);                                           \
+        __m512i rl = _mm512_shuffle_epi8(t, lo), rh = _mm512_shuffle_epi8(t, hi);           \
+        Al##q = _mm512_add_epi16(Al##q, rl);                                                \
+        Bl##q = _mm512_add_epi16(Bl##q, _mm512_srli_epi16(rl, 8));                          \
+        Ah##q = _mm512_add_epi16(Ah##q, rh);                                                \
+        Bh##q = _mm512_add_epi16(Bh##q, _mm512_srli_epi16(rh, 8));                          \
     }
     int64_t j = 0;
+#define LOADT(p) _mm512_loadu_si512((const void *)(p))
     for (; j + 4 <= m; j += 4) {
-        __m512i c = _mm512_loadu_si512((const void *)(blk + 16 * j));
+        __m512i c = LOADT(blk + 16 * j);
         __m512i lo = _mm512_and_si512(c, mask);
         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
-        for (int q = 0; q < QB; q++) {
-            __m512i t = _mm512_loadu_si512((const void *)(lut + q * bs + 16 * j));
-            __m512i rl = _mm512_shuffle_epi8(t, lo);
-            __m512i rh = _mm512_shuffle_epi8(t, hi);
-            Al[q] = _mm512_add_epi16(Al[q], rl);
-            Bl[q] = _mm512_add_epi16(Bl[q], _mm512_srli_epi16(rl, 8));
-            Ah[q] = _mm512_add_epi16(Ah[q], rh);
-            Bh[q] = _mm512_add_epi16(Bh[q], _mm512_srli_epi16(rh, 8));
-        }
+        FS_Q8(ACC)
     }
-    if (j < m) { /* 1..3 sub-quantizers left: masked (zeroing) loads, zero table -> 0 */
+#undef LOADT
+    /* 1..3 sub-quantizers left: masked zeroing loads (zero table -> 0) */
+#define LOADT(p) _mm512_maskz_loadu_epi8(k, (const void *)(p))
+    if (j < m) {
         __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
-        __m512i c = _mm512_maskz_loadu_epi8(k, (const void *)(blk + 16 * j));
+        __m512i c = LOADT(blk + 16 * j);
         __m512i lo = _mm512_and_si512(c, mask);
         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
-        for (int q = 0; q < QB; q++) {
-            __m512i t = _mm512_maskz_loadu_epi8(k, (const void *)(lut + q * bs + 16 * j));
-            __m512i rl = _mm512_shuffle_epi8(t, lo);
-            __m512i rh = _mm512_shuffle_epi8(t, hi);
-            Al[q] = _mm512_add_epi16(Al[q], rl);
-            Bl[q] = _mm512_add_epi16(Bl[q], _mm512_srli_epi16(rl, 8));
-            Ah[q] = _mm512_add_epi16(Ah[q], rh);
-            Bh[q] = _mm512_add_epi16(Bh[q], _mm512_srli_epi16(rh, 8));
-        }
+        FS_Q8(ACC)
     }
-    for (int q = 0; q < QB; q++) {
-        if (nv == 32) {
-            avx512_store(Al[q], Bl[q], o + q * ldo);
-            avx512_store(Ah[q], Bh[q], o + q * ldo + 16);
-        } else {
-            uint16_t tmp[32];
-            avx512_store(Al[q], Bl[q], tmp);
-            avx512_store(Ah[q], Bh[q], tmp + 16);
-            store_block(o + q * ldo, tmp, nv);
-        }
-    }
+#undef LOADT
+#undef ACC
+#define OUT(q) if (QB > q) avx512_out(Al##q, Bl##q, Ah##q, Bh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
+    uint16_t tmp[8 * 32];
+    FS_Q8(OUT)
+#undef OUT
+    fs_copy_partial(o, ldo, tmp, QB, nv);
 }
 
-FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, 4)
+#ifndef FS_AVX512_QB
+#define FS_AVX512_QB 4
+#endif
+FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, FS_AVX512_QB)
 
 /* ------------------------------------------------------------------ AVX-512 VBMI + VNNI */
-/* Same block layout.  The 64 code bytes of sub-quantizers j..j+3 are transposed once
- * (vpermb, shared by all queries of the group) so that byte 4*i + l holds sub-quantizer
- * j+l of vector i; the index of a byte is then 16*l + nibble, a 64-entry vpermb lookup
- * into the 64 LUT bytes of j..j+3, and vpdpbusd against ones sums the 4 adjacent bytes of
- * a vector straight into int32 accumulators (2 ops per 64 lookups instead of 4). */
+/* Same block layout.  The 64 code bytes of sub-quantizers j..j+3 are transposed once per
+ * query group (vpermb) so that byte 4*i + l holds sub-quantizer j+l of vector i; the
+ * index of a byte is then 16*l + nibble, a 64-entry vpermb lookup into the 64 LUT bytes of
+ * j..j+3, and vpdpbusd against ones sums the 4 adjacent bytes of a vector straight into
+ * int32 accumulators (2 instructions per 64 lookups instead of 4; results taken mod 2^16). */
 #define FS_T_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vbmi,avx512vnni")))
+
+/* in-place accumulate (inline asm: GCC otherwise copies/spills the accumulators) */
+FS_T_VNNI FS_INLINE __m512i fs_dpbusd(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+FS_T_VNNI FS_INLINE void vnni_out(__m512i Sl, __m512i Sh, uint16_t *o) {
+    _mm256_storeu_si256((__m256i *)o, _mm512_cvtepi32_epi16(Sl));
+    _mm256_storeu_si256((__m256i *)(o + 16), _mm512_cvtepi32_epi16(Sh));
+}
 
 FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
                                     int64_t bs, const int QB, uint16_t *o, int64_t ldo,
@@ -274,42 +301,45 @@ FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t
     const __m512i OFF = _mm512_set1_epi32(0x30201000);
     const __m512i SEL = _mm512_set1_epi8(0x30);
     const __m512i ones = _mm512_set1_epi8(1);
-    __m512i Sl[8], Sh[8];
-    for (int q = 0; q < QB; q++) Sl[q] = Sh[q] = _mm512_setzero_si512();
-#define FS_VNNI_STEP(LOADC, LOADT)                                                          \
-    {                                                                                       \
-        __m512i pc = _mm512_permutexvar_epi8(P, LOADC);                                     \
-        /* bits 4,5 <- OFF, bits 0-3 from the code (bits 6,7 are ignored by vpermb) */      \
-        __m512i il = _mm512_ternarylogic_epi32(SEL, OFF, pc, 0xCA);                         \
-        __m512i ih = _mm512_ternarylogic_epi32(SEL, OFF, _mm512_srli_epi16(pc, 4), 0xCA);   \
-        for (int q = 0; q < QB; q++) {                                                      \
-            const uint8_t *tp = lut + q * bs + 16 * j;                                      \
-            __m512i t = LOADT;                                                              \
-            Sl[q] = _mm512_dpbusd_epi32(Sl[q], _mm512_permutexvar_epi8(il, t), ones);       \
-            Sh[q] = _mm512_dpbusd_epi32(Sh[q], _mm512_permutexvar_epi8(ih, t), ones);       \
-        }                                                                                   \
+    const __m512i z = _mm512_setzero_si512();
+#define DECL(q) __m512i Sl##q = _mm512_setzero_si512(), Sh##q = _mm512_setzero_si512();
+    FS_Q8(DECL)
+#undef DECL
+#define ACC(q)                                                                              \
+    if (QB > q) {                                                                           \
+        __m512i t = LOADT(lut + q * bs + 16 * j);                                           \
+        Sl##q = fs_dpbusd(Sl##q, _mm512_permutexvar_epi8(il, t), ones);           \
+        Sh##q = fs_dpbusd(Sh##q, _mm512_permutexvar_epi8(ih, t), ones);           \
     }
-    int64_t j = 0;
-    for (; j + 4 <= m; j += 4)
-        FS_VNNI_STEP(_mm512_loadu_si512((const void *)(blk + 16 * j)),
-                     _mm512_loadu_si512((const void *)tp))
-    if (j < m) { /* 1..3 sub-quantizers left: masked zeroing loads, zero table -> 0 */
+    /* bits 4,5 <- OFF, bits 0-3 from the code (bits 6,7 are ignored by vpermb) */
+#define DECODE(c)                                                                           \
+    __m512i pc = _mm512_permutexvar_epi8(P, c);                                             \
+    __m512i il = _mm512_ternarylogic_epi32(pc, SEL, OFF, 0xB8);                             \
+    __m512i ih = _mm512_ternarylogic_epi32(_mm512_srli_epi16(pc, 4), SEL, OFF, 0xB8);
+    /* the 1..3 trailing sub-quantizers first (masked zeroing loads, zero table -> 0),
+     * then the main loop: keeps the accumulators' live ranges simple for the compiler */
+    int64_t mfull = m & ~(int64_t)3;
+    int64_t j = mfull;
+#define LOADT(p) _mm512_maskz_loadu_epi8(k, (const void *)(p))
+    if (j < m) {
         __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
-        FS_VNNI_STEP(_mm512_maskz_loadu_epi8(k, (const void *)(blk + 16 * j)),
-                     _mm512_maskz_loadu_epi8(k, (const void *)tp))
+        DECODE(LOADT(blk + 16 * j))
+        FS_Q8(ACC)
     }
-#undef FS_VNNI_STEP
-    for (int q = 0; q < QB; q++) {
-        if (nv == 32) {
-            _mm256_storeu_si256((__m256i *)(o + q * ldo), _mm512_cvtepi32_epi16(Sl[q]));
-            _mm256_storeu_si256((__m256i *)(o + q * ldo + 16), _mm512_cvtepi32_epi16(Sh[q]));
-        } else {
-            uint16_t tmp[32];
-            _mm256_storeu_si256((__m256i *)tmp, _mm512_cvtepi32_epi16(Sl[q]));
-            _mm256_storeu_si256((__m256i *)(tmp + 16), _mm512_cvtepi32_epi16(Sh[q]));
-            store_block(o + q * ldo, tmp, nv);
-        }
+#undef LOADT
+#define LOADT(p) _mm512_loadu_si512((const void *)(p))
+    for (j = 0; j < mfull; j += 4) {
+        DECODE(LOADT(blk + 16 * j))
+        FS_Q8(ACC)
     }
+#undef LOADT
+#undef DECODE
+#undef ACC
+#define OUT(q) if (QB > q) vnni_out(Sl##q, Sh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
+    uint16_t tmp[8 * 32];
+    FS_Q8(OUT)
+#undef OUT
+    fs_copy_partial(o, ldo, tmp, QB, nv);
 }
 
 #ifndef FS_VNNI_QB
