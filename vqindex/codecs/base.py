@@ -1,0 +1,314 @@
+"""The shared codec pipeline (spec 1): rotate -> quantize -> pack -> factors; LUT estimators.
+
+A codec subclass only says how to quantize a rotated vector (`_quantize`), which code sections
+it writes (`Section`: a table of codewords per field value) and how its stored factors become
+per-accumulator scales (`_scales`). Everything else (validation, padding, rotation, packing,
+decoding, lookup tables, the scan) is written once here and in `vqindex.kernels`.
+"""
+import numpy as np
+
+from .._validation import as_codes, as_vectors
+from ..kernels import bits as _bits
+from ..kernels import scan as _scan
+from ..kernels._threads import threads
+from .rotation import Rotation
+
+__all__ = ["Codec", "Section", "QueryTables"]
+
+METRICS = ("ip", "l2")
+
+
+class Section:
+    """One bitstream section of a code: `count` fields of `width` bits.
+
+    table: float32 (2**width, c): the codeword (c coordinates) of each field value; field i
+    covers coordinates [i*c, (i+1)*c) of query space `space`; its LUT sum goes to accumulator
+    `acc`. Fields are grouped `group` at a time into one LUT lookup (a byte or a nibble).
+    """
+
+    def __init__(self, table, width, count, acc=0, space=0):
+        self.table = np.ascontiguousarray(table, dtype=np.float32).reshape(1 << width, -1)
+        self.width = int(width)
+        self.count = int(count)
+        self.acc = int(acc)
+        self.space = int(space)
+        self.coords = self.table.shape[1]
+        if width in (1, 2):
+            self.group = 8 // width
+        else:
+            self.group = 1
+        self.nbytes = (self.count * self.width + 7) // 8
+        self.byte_off = 0  # set by the codec layout
+
+    @property
+    def lut_width(self):
+        return self.width * self.group
+
+    @property
+    def ngroups(self):
+        return -(-self.count // self.group)
+
+
+class QueryTables:
+    """Prepared queries: rotated query vectors and the flattened LUT of each query."""
+
+    def __init__(self, xq, v, luts, qnorm2, qdotc):
+        self.xq = xq          # float32 (nq, d) raw queries
+        self.v = v            # float32 (nq, D) rotated (query - reference)
+        self.luts = luts      # float32 (nq, L)
+        self.qnorm2 = qnorm2  # float32 (nq,) ||q - c||^2
+        self.qdotc = qdotc    # float32 (nq,) <q, c>
+
+    def __len__(self):
+        return self.luts.shape[0]
+
+
+class Codec:
+    """Base class of the rotation-based codecs; see the module docstring."""
+
+    #: number of accumulators (1, or 2 for TurboQuant_prod)
+    n_acc = 1
+    #: names of the stored float32 factors
+    factor_names = ("alpha", "ell")
+    bits = 0
+
+    def __init__(self, d, code_dim=None, rotation="fast", seed=0, rotation_rounds=None):
+        d = int(d)
+        if d < 1:
+            raise ValueError(f"dimension d must be >= 1, got {d}")
+        self.d = d
+        self.D = int(code_dim) if code_dim is not None else d
+        self.seed = int(seed)
+        self.rotation = Rotation(self.D, kind=rotation, seed=seed, rounds=rotation_rounds)
+        self.center = None
+        self.sections = []
+
+    # ---------------------------------------------------------------- layout
+    def _finish_layout(self):
+        off = 0
+        for s in self.sections:
+            s.byte_off = off
+            off += s.nbytes
+        self._code_bytes = off
+        self.n_factors = len(self.factor_names) + (1 if self.center is not None else 0)
+        self.code_size = off + 4 * self.n_factors
+        lut_off = 0
+        rows = []
+        for s in self.sections:
+            nent = 1 << s.lut_width
+            rows.append((s.byte_off, s.lut_width, s.ngroups, s.acc, lut_off, nent))
+            lut_off += s.ngroups * nent
+        self._secs = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        self.lut_size = lut_off
+        self._group_index = {}
+
+    @property
+    def bits_per_dim(self):
+        """True cost per input dimension: code bits plus per-vector factors, divided by d."""
+        return self.code_size * 8.0 / self.d
+
+    @property
+    def is_trained(self):
+        return True
+
+    def params(self):
+        """Every parameter that changes the codes (saved in index files)."""
+        return {"name": self.name, "d": self.d, "rotation": self.rotation.params(),
+                "center": None if self.center is None else self.center.tolist()}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name} d={self.d} code_size={self.code_size}>"
+
+    # ---------------------------------------------------------------- training
+    def train(self, x, center=False):
+        """Optional centring on the training mean (spec 1.1, FAISS IndexEDEN); else a no-op."""
+        x = as_vectors(x, self.d, "training vectors")
+        if center:
+            self.center = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+            self._finish_layout()
+        return self
+
+    # ---------------------------------------------------------------- encode / decode
+    def _rotate_residuals(self, x, reference, num_threads):
+        r = x
+        if reference is not None:
+            r = x - reference
+        elif self.center is not None:
+            r = x - self.center
+        if self.D != self.d:
+            r = np.concatenate([r, np.zeros((r.shape[0], self.D - self.d), np.float32)], axis=1)
+        return self.rotation.apply(r, num_threads=num_threads)
+
+    def encode(self, x, reference=None, num_threads=1):
+        """Encode float vectors (n, d) into uint8 codes (n, code_size).
+
+        reference: optional float32 (n, d) points subtracted first (IVF centroids, spec 1.4).
+        """
+        x = as_vectors(x, self.d)
+        n = x.shape[0]
+        if reference is not None:
+            reference = as_vectors(reference, self.d, "reference")
+            if reference.shape[0] != n:
+                raise ValueError(f"reference has {reference.shape[0]} rows, expected {n}")
+        y = self._rotate_residuals(x, reference, num_threads)
+        codes = np.empty((n, self.code_size), np.uint8)
+        with threads(num_threads):
+            fields, factors = self._quantize(y, num_threads)
+            for s, f in zip(self.sections, fields):
+                _bits.pack_fields(np.ascontiguousarray(f, dtype=np.uint16), s.width, codes, s.byte_off)
+        if self.center is not None and reference is None:
+            fc = (x - self.center).astype(np.float64) @ self.center.astype(np.float64)
+            factors = np.concatenate([factors, fc.astype(np.float32)[:, None]], axis=1)
+        elif self.center is not None:
+            factors = np.concatenate([factors, np.zeros((n, 1), np.float32)], axis=1)
+        codes[:, self._code_bytes:] = np.ascontiguousarray(factors, dtype="<f4").view(np.uint8)
+        return codes
+
+    sa_encode = encode
+
+    def factors(self, codes):
+        """The stored float32 factors of each code, (n, n_factors)."""
+        codes = as_codes(codes, self.code_size)
+        return np.ascontiguousarray(codes[:, self._code_bytes:]).view("<f4").astype(np.float32)
+
+    def fields(self, codes, num_threads=1):
+        """Unpacked field values of each section: list of uint16 (n, count)."""
+        codes = as_codes(codes, self.code_size)
+        out = []
+        with threads(num_threads):
+            for s in self.sections:
+                f = np.empty((codes.shape[0], s.count), np.uint16)
+                _bits.unpack_fields(codes, s.byte_off, s.width, s.count, f)
+                out.append(f)
+        return out
+
+    def scan_factors(self, codes):
+        """float32 (n, n_acc + 2): per-accumulator scales, ell and f_c (spec 1.4)."""
+        fac = self.factors(codes)
+        sf = np.zeros((fac.shape[0], self.n_acc + 2), np.float32)
+        sf[:, : self.n_acc + 1] = self._scales(fac)
+        if self.center is not None:
+            sf[:, -1] = fac[:, -1]
+        return sf
+
+    def decode_rotated(self, codes, num_threads=1):
+        """Reconstruction y_hat in the rotated space, float32 (n, D)."""
+        codes = as_codes(codes, self.code_size)
+        sf = self.scan_factors(codes)
+        fields = self.fields(codes, num_threads)
+        y = np.zeros((codes.shape[0], self.D), np.float32)
+        extra = {}
+        for s, f in zip(self.sections, fields):
+            part = s.table[f].reshape(codes.shape[0], -1)[:, : self.D] * sf[:, s.acc : s.acc + 1]
+            if s.space == 0:
+                y[:, : part.shape[1]] += part
+            else:
+                extra[s.space] = extra.get(s.space, 0) + part
+        for space, part in extra.items():
+            y += self._space_inverse(space, part, num_threads)
+        return y
+
+    def decode(self, codes, reference=None, num_threads=1):
+        """Decode uint8 codes (n, code_size) into float32 vectors (n, d)."""
+        y = self.decode_rotated(codes, num_threads)
+        x = self.rotation.inverse(y, num_threads=num_threads)[:, : self.d]
+        if reference is not None:
+            x = x + as_vectors(reference, self.d, "reference")
+        elif self.center is not None:
+            x = x + self.center
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    sa_decode = decode
+
+    # ---------------------------------------------------------------- queries
+    def _space_apply(self, space, v, num_threads):
+        raise NotImplementedError
+
+    def _space_inverse(self, space, w, num_threads):
+        raise NotImplementedError
+
+    def _group_table(self, s):
+        """(group, 2**lut_width) field values of each LUT entry, cached per section layout."""
+        key = (s.width, s.group)
+        if key not in self._group_index:
+            u = np.arange(1 << s.lut_width)
+            self._group_index[key] = np.stack(
+                [(u >> (t * s.width)) & ((1 << s.width) - 1) for t in range(s.group)])
+        return self._group_index[key]
+
+    def build_luts(self, v, num_threads=1):
+        """Flattened LUTs float32 (nq, lut_size) of rotated queries v (nq, D)."""
+        nq = v.shape[0]
+        luts = np.empty((nq, self.lut_size), np.float32)
+        spaces = {0: v}
+        for s, row in zip(self.sections, self._secs):
+            if s.space not in spaces:
+                spaces[s.space] = self._space_apply(s.space, v, num_threads)
+            vs = spaces[s.space]
+            need = s.ngroups * s.group * s.coords
+            if vs.shape[1] < need:
+                vs = np.concatenate([vs, np.zeros((nq, need - vs.shape[1]), np.float32)], axis=1)
+            blocks = vs[:, :need].reshape(nq, s.ngroups, s.group, s.coords)
+            proj = blocks @ s.table.T  # (nq, ngroups, group, 2**width)
+            if s.group == 1:
+                lut = proj[:, :, 0, :]
+            else:
+                gi = self._group_table(s)
+                lut = proj[:, :, 0, :][:, :, gi[0]]
+                for t in range(1, s.group):
+                    lut += proj[:, :, t, :][:, :, gi[t]]
+            lo = row[4]
+            luts[:, lo : lo + s.ngroups * (1 << s.lut_width)] = lut.reshape(nq, -1)
+        return luts
+
+    def prepare_queries(self, xq, reference=None, num_threads=1):
+        """Rotate queries once and build their lookup tables.
+
+        reference: optional float32 (d,) point c (an IVF centroid); the tables then describe
+        v = R (q - c), as the residual estimators of spec 1.4 need.
+        """
+        xq = as_vectors(xq, self.d, "queries")
+        c = None
+        if reference is not None:
+            c = as_vectors(reference, self.d, "reference")[0]
+        elif self.center is not None:
+            c = self.center
+        r = xq if c is None else xq - c
+        if self.D != self.d:
+            r = np.concatenate([r, np.zeros((r.shape[0], self.D - self.d), np.float32)], axis=1)
+        v = self.rotation.apply(r, num_threads=num_threads)
+        luts = self.build_luts(v, num_threads)
+        qnorm2 = np.einsum("ij,ij->i", r, r, dtype=np.float64).astype(np.float32)
+        qdotc = (xq @ c).astype(np.float32) if c is not None else np.zeros(len(xq), np.float32)
+        return QueryTables(xq, v, luts, qnorm2, qdotc)
+
+    def estimate(self, queries, codes, metric="ip", num_threads=1):
+        """Asymmetric estimates (nq, n): inner products ("ip") or squared L2 distances ("l2").
+
+        queries: a QueryTables from `prepare_queries`, or raw float queries (nq, d).
+        Computed from the LUTs and per-vector factors without decoding (spec 1.4).
+        """
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+        if not isinstance(queries, QueryTables):
+            queries = self.prepare_queries(queries, num_threads=num_threads)
+        codes = as_codes(codes, self.code_size)
+        sf = self.scan_factors(codes)
+        out = np.empty((len(queries), codes.shape[0]), np.float32)
+        if metric == "l2":
+            qadd, a_ell, a_ip = queries.qnorm2, 1.0, -2.0
+        else:
+            qadd, a_ell, a_ip = queries.qdotc, 0.0, 1.0
+        with threads(num_threads):
+            _scan.estimate_dense(codes, self._secs, queries.luts, sf, self.n_acc,
+                                 qadd.astype(np.float32), np.float32(a_ell), np.float32(a_ip), out)
+        return out
+
+    # ---------------------------------------------------------------- subclass hooks
+    def _quantize(self, y, num_threads):
+        """Return (list of field arrays, one per section), float32 factors (n, len(factor_names))."""
+        raise NotImplementedError
+
+    def _scales(self, factors):
+        """float32 (n, n_acc + 1): per-accumulator scales and ell, from stored factors."""
+        raise NotImplementedError

@@ -1,0 +1,57 @@
+"""EDEN (ICML 2022; DRIVE = its 1-bit case), spec section 4.
+
+Gaussian Lloyd-Max levels on z = sqrt(D) y/||y||, one scale alpha per vector with the unbiased
+(||y||^2/<y,q>, the original EDEN) or the biased (MSE-optimal <y,q>/||q||^2) rule.
+"""
+import numpy as np
+
+from ..kernels import quantize as _q
+from .base import Codec, Section
+from .codebooks import boundaries_of, gaussian_levels
+
+__all__ = ["EDEN", "SCALE_RULES"]
+
+SCALE_RULES = {"unbiased": 2, "biased": 1}
+
+
+def _check_bits(bits, lo, hi, name):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not lo <= bits <= hi:
+        raise ValueError(f"{name} supports {lo}..{hi} bits per dimension, got {bits!r}")
+    return int(bits)
+
+
+def _check_rule(scale):
+    if scale not in SCALE_RULES:
+        raise ValueError(f"unknown scale rule {scale!r}; expected one of {tuple(SCALE_RULES)}")
+    return scale
+
+
+class EDEN(Codec):
+    """EDEN / DRIVE with b = 1..8 bits per dimension and a float alpha and ell per vector."""
+
+    def __init__(self, d, bits=4, scale="unbiased", **kw):
+        super().__init__(d, **kw)
+        self.bits = _check_bits(bits, 1, 8, "EDEN")
+        self.scale = _check_rule(scale)
+        self.levels = gaussian_levels(self.bits)
+        self._bounds = boundaries_of(self.levels)
+        self.sections = [Section(self.levels[:, None], self.bits, self.D)]
+        self._finish_layout()
+
+    @property
+    def name(self):
+        return f"EDEN{self.bits}" + ("BIASED" if self.scale == "biased" else "")
+
+    def params(self):
+        return dict(super().params(), bits=self.bits, scale=self.scale)
+
+    def _quantize(self, y, num_threads):
+        n = y.shape[0]
+        idx = np.empty((n, self.D), np.uint16)
+        alpha = np.empty(n, np.float32)
+        ell = np.empty(n, np.float32)
+        _q.scalar_quantize(y, self._bounds, self.levels, SCALE_RULES[self.scale], idx, alpha, ell)
+        return [idx], np.stack([alpha, ell], axis=1)
+
+    def _scales(self, fac):
+        return fac[:, :2]

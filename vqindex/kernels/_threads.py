@@ -1,0 +1,26 @@
+"""Per-call thread control for numba parallel kernels (thread-local in numba)."""
+import contextlib
+import os
+
+import numba
+
+__all__ = ["threads", "resolve_threads"]
+
+
+def resolve_threads(num_threads):
+    """Map None/0/-1 to all cores, clamp to numba's pool size; return an int >= 1."""
+    if num_threads is None or num_threads <= 0:
+        num_threads = os.cpu_count() or 1
+    return max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
+
+
+@contextlib.contextmanager
+def threads(num_threads):
+    """Run numba parallel kernels of this (Python) thread with `num_threads` threads."""
+    n = resolve_threads(num_threads)
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(old)

@@ -1,0 +1,216 @@
+"""Encoding kernels: scalar Lloyd-Max, RaBitQ grid with optimal rescale, block codebooks.
+
+Inputs are rotated vectors y (n, D) float32; outputs are field indices and per-vector scalars.
+Dot products are accumulated in float64 (spec 1.3). Scale rules: 0 = fixed (alpha = ||y||/sqrt(D),
+TurboQuant_mse), 1 = biased (<y,q>/||q||^2), 2 = unbiased (||y||^2/<y,q>).
+"""
+import numpy as np
+from numba import njit, prange
+
+FLT_EPS = 1.1920928955078125e-07
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _alpha_ell(rule, yy, yq, qq, dim):
+    """(alpha, ell) of spec 1.3/1.4 from ||y||^2, <y,q>, ||q||^2."""
+    if yy <= FLT_EPS or yq <= 0.0:
+        return 0.0, 0.0
+    if rule == 0:
+        return np.sqrt(yy / dim), yy
+    if rule == 1:
+        a = yq / qq
+        return a, a * a * qq
+    return yy / yq, yy
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def scalar_quantize(y, bounds, levels, rule, idx, alpha, ell):
+    """Lloyd-Max scalar quantization of z = sqrt(D) y/||y|| (spec 3, 4).
+
+    bounds: float64 (K-1,) ascending, levels float64 (K,), both in z units.
+    Writes idx (n, D) uint16 (#bounds <= z_i), alpha (n,), ell (n,) float32.
+    """
+    n, dim = y.shape
+    nb = bounds.shape[0]
+    for r in prange(n):
+        yy = 0.0
+        for i in range(dim):
+            yy += np.float64(y[r, i]) * y[r, i]
+        inv = np.sqrt(dim / yy) if yy > FLT_EPS else 0.0
+        yq = 0.0
+        qq = 0.0
+        for i in range(dim):
+            z = y[r, i] * inv
+            lo = 0
+            hi = nb
+            while lo < hi:  # upper_bound
+                mid = (lo + hi) >> 1
+                if bounds[mid] <= z:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            idx[r, i] = lo
+            q = levels[lo]
+            yq += y[r, i] * q
+            qq += q * q
+        a, e = _alpha_ell(rule, yy, yq, qq, dim)
+        alpha[r] = a
+        ell[r] = e
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def block_quantize(y, codebook, cb_norms, rule, idx, alpha, ell):
+    """Nearest-codeword quantization of the k-blocks of z = sqrt(D) y/||y|| (spec 7.2).
+
+    codebook: float32 (K, k) in z units; cb_norms: float32 (K,) squared norms.
+    Writes idx (n, D/k) uint16, alpha, ell.
+    """
+    n, dim = y.shape
+    ncw, k = codebook.shape
+    m = dim // k
+    cbt = np.ascontiguousarray(codebook.T)
+    for r in prange(n):
+        dist = np.empty(ncw, np.float32)
+        zb = np.empty(k, np.float32)
+        yy = 0.0
+        for i in range(dim):
+            yy += np.float64(y[r, i]) * y[r, i]
+        inv = np.sqrt(dim / yy) if yy > FLT_EPS else 0.0
+        yq = 0.0
+        qq = 0.0
+        for j in range(m):
+            for t in range(k):
+                zb[t] = y[r, j * k + t] * inv
+            for c in range(ncw):
+                dist[c] = cb_norms[c]
+            for t in range(k):
+                zt = np.float32(2.0) * zb[t]
+                for c in range(ncw):
+                    dist[c] -= zt * cbt[t, c]
+            best = 0
+            bd = dist[0]
+            for c in range(1, ncw):
+                if dist[c] < bd:
+                    bd = dist[c]
+                    best = c
+            idx[r, j] = best
+            for t in range(k):
+                q = np.float64(codebook[best, t])
+                yq += y[r, j * k + t] * q
+                qq += q * q
+        a, e = _alpha_ell(rule, yy, yq, qq, dim)
+        alpha[r] = a
+        ell[r] = e
+
+
+@njit(cache=True, nogil=True)
+def _rabitq_best_t(absy, order, maxe, t_start, t_end):
+    """Exact optimal rescale t in [t_start, t_end] (spec 6.1): merge the sorted event lists.
+
+    absy: |y_i| (float64); order: argsort of absy descending. For a fixed level j the events
+    t = j/|y_i| are ascending along `order`, so the M event lists are merged with a cursor each.
+    Returns the best t (the cosine is scale invariant, so |y| need not be normalised).
+    """
+    dim = absy.shape[0]
+    num = 0.0
+    den = 0.0
+    # state at t_start
+    for i in range(dim):
+        e = np.floor(t_start * absy[i])
+        if e > maxe:
+            e = maxe
+        num += (e + 0.5) * absy[i]
+        den += (e + 0.5) * (e + 0.5)
+    best_cos = num / np.sqrt(den)
+    best_t = t_start
+    # cursor per level j = 1..maxe: position in `order` of the next coordinate whose event
+    # j/|y_i| lies in (t_start, t_end]
+    cur = np.zeros(maxe + 1, np.int64)
+    for j in range(1, maxe + 1):
+        # events with j/|y| <= t_start already happened: skip coords with |y| >= j/t_start
+        p = 0
+        while p < dim and absy[order[p]] * t_start >= j:
+            p += 1
+        cur[j] = p
+    while True:
+        bt = np.inf
+        bj = -1
+        for j in range(1, maxe + 1):
+            p = cur[j]
+            if p < dim:
+                a = absy[order[p]]
+                if a > 0.0:
+                    t = j / a
+                    if t < bt:
+                        bt = t
+                        bj = j
+        if bj < 0 or bt > t_end:
+            break
+        a = absy[order[cur[bj]]]
+        cur[bj] += 1
+        # coordinate moves from e = bj-1 to e = bj
+        num += a
+        den += 2.0 * bj
+        c = num / np.sqrt(den)
+        if c > best_cos:
+            best_cos = c
+            best_t = bt
+    return best_t
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, alpha, ell):
+    """Extended RaBitQ encoding (spec 6.1): sign plane, ex plane, rescale factor.
+
+    const_t > 0 uses one constant t = const_t * sqrt(D) on o' = y/||y||; otherwise the exact optimal
+    t is searched per vector in [t_end * tight_start, t_end], t_end = (M + 10)/max|o'|.
+    sign_out (n, D) uint16 in {0,1}; ex_out (n, D) uint16 in 0..M (stored complement for y<0).
+    """
+    n, dim = y.shape
+    maxe = (1 << ex_bits) - 1
+    for r in prange(n):
+        absy = np.empty(dim, np.float64)
+        yy = 0.0
+        amax = 0.0
+        for i in range(dim):
+            v = np.float64(y[r, i])
+            yy += v * v
+            absy[i] = abs(v)
+            if absy[i] > amax:
+                amax = absy[i]
+        if yy <= FLT_EPS:
+            for i in range(dim):
+                sign_out[r, i] = 1
+                ex_out[r, i] = 0
+            alpha[r] = 0.0
+            ell[r] = 0.0
+            continue
+        norm = np.sqrt(yy)
+        if maxe == 0:
+            t = 0.0
+        elif const_t > 0.0:
+            t = const_t * np.sqrt(dim) / norm  # const_t = t_c / sqrt(D) in units of |o'|
+        else:
+            order = np.argsort(-absy)
+            t_end = (maxe + 10.0) / amax
+            t = _rabitq_best_t(absy, order, maxe, t_end * tight_start, t_end)
+            t *= 1.0 + 1e-9
+        yq = 0.0
+        qq = 0.0
+        for i in range(dim):
+            e = np.floor(t * absy[i])
+            if e > maxe:
+                e = maxe
+            g = e + 0.5
+            pos = y[r, i] > 0
+            sign_out[r, i] = 1 if pos else 0
+            ex_out[r, i] = np.uint16(e) if pos else np.uint16(maxe - e)
+            yq += g * absy[i]
+            qq += g * g
+        if rule == 1:
+            a = yq / qq
+            alpha[r] = a
+            ell[r] = a * a * qq
+        else:
+            alpha[r] = yy / yq
+            ell[r] = yy

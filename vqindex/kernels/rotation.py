@@ -1,0 +1,113 @@
+"""Structured rotation kernels: sign flips, permutations, Hadamard butterflies (spec 1.2).
+
+Rows are processed in groups of LANES, transposed so that every butterfly is a contiguous
+LANES-wide vector operation (numba vectorises it for any butterfly stride).
+"""
+import numpy as np
+from numba import njit, prange
+
+LANES = 16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fwht_lanes(a, start, p, scale):
+    """Normalised Walsh-Hadamard transform of rows a[start:start+p, :] (p a power of two).
+
+    Radix-4 passes (two butterfly levels per sweep over the buffer), then one radix-2 pass
+    when log2(p) is odd; the inner loop runs over the LANES contiguous columns.
+    """
+    lanes = a.shape[1]
+    h = 1
+    while 4 * h <= p:
+        for i in range(start, start + p, 4 * h):
+            for j in range(i, i + h):
+                for c in range(lanes):
+                    x0 = a[j, c]
+                    x1 = a[j + h, c]
+                    x2 = a[j + 2 * h, c]
+                    x3 = a[j + 3 * h, c]
+                    s0 = x0 + x1
+                    d0 = x0 - x1
+                    s1 = x2 + x3
+                    d1 = x2 - x3
+                    a[j, c] = s0 + s1
+                    a[j + h, c] = d0 + d1
+                    a[j + 2 * h, c] = s0 - s1
+                    a[j + 3 * h, c] = d0 - d1
+        h *= 4
+    if h < p:
+        for i in range(start, start + p, 2 * h):
+            for j in range(i, i + h):
+                for c in range(lanes):
+                    u = a[j, c]
+                    w = a[j + h, c]
+                    a[j, c] = u + w
+                    a[j + h, c] = u - w
+    for j in range(start, start + p):
+        for c in range(lanes):
+            a[j, c] *= scale
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fast_rotate(x, signs, perms, p, out):
+    """out = R x for each row; R = prod over rounds of (H_overlap * P_t * diag(s_t)).
+
+    x: float32 (n, D); signs: float32 (T, D); perms: int32 (T, D); p: the largest power of two
+    <= D. Each round: multiply by signs, permute, normalised Hadamard on [0, p) and (when
+    p < D) on [D - p, D). Orthogonal and O(D log D); deterministic for any thread count.
+    """
+    n, dim = x.shape
+    rounds = signs.shape[0]
+    scale = np.float32(1.0 / np.sqrt(p))
+    nblocks = (n + LANES - 1) // LANES
+    for blk in prange(nblocks):
+        r0 = blk * LANES
+        m = min(LANES, n - r0)
+        buf = np.zeros((dim, LANES), np.float32)
+        tmp = np.empty((dim, LANES), np.float32)
+        for c in range(m):
+            for i in range(dim):
+                buf[i, c] = x[r0 + c, i]
+        for t in range(rounds):
+            for i in range(dim):
+                src = perms[t, i]
+                s = signs[t, src]
+                for c in range(LANES):
+                    tmp[i, c] = buf[src, c] * s
+            _fwht_lanes(tmp, 0, p, scale)
+            if p < dim:
+                _fwht_lanes(tmp, dim - p, p, scale)
+            buf, tmp = tmp, buf
+        for c in range(m):
+            for i in range(dim):
+                out[r0 + c, i] = buf[i, c]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fast_rotate_inverse(y, signs, perms, p, out):
+    """out = R^T y: the rounds of `fast_rotate` undone in reverse order."""
+    n, dim = y.shape
+    rounds = signs.shape[0]
+    scale = np.float32(1.0 / np.sqrt(p))
+    nblocks = (n + LANES - 1) // LANES
+    for blk in prange(nblocks):
+        r0 = blk * LANES
+        m = min(LANES, n - r0)
+        buf = np.zeros((dim, LANES), np.float32)
+        tmp = np.empty((dim, LANES), np.float32)
+        for c in range(m):
+            for i in range(dim):
+                buf[i, c] = y[r0 + c, i]
+        for t in range(rounds - 1, -1, -1):
+            if p < dim:
+                _fwht_lanes(buf, dim - p, p, scale)
+            _fwht_lanes(buf, 0, p, scale)
+            for i in range(dim):
+                j = perms[t, i]
+                s = signs[t, j]
+                for c in range(LANES):
+                    tmp[j, c] = buf[i, c] * s
+            buf, tmp = tmp, buf
+        for c in range(m):
+            for i in range(dim):
+                out[r0 + c, i] = buf[i, c]

@@ -1,0 +1,70 @@
+"""The one LUT scan shared by every codec (spec 1.4).
+
+A code record is a set of sections; section s holds `count` groups of `width` bits (LSB-first
+bitstream at byte `byte_off`); group j of section s adds lut[lut_off + j*nent + value] to
+accumulator `acc`. The estimate of <y, v> is sum_a scale_a * acc_a with per-vector scales.
+
+`secs` is int64 (S, 6): byte_off, width, count, acc, lut_off, nent.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .bits import read_field
+
+MAX_ACC = 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def lut_dot(row, secs, lut, accs):
+    """Fill accs[:] with the LUT sums of one code row."""
+    for a in range(accs.shape[0]):
+        accs[a] = 0.0
+    for s in range(secs.shape[0]):
+        off = secs[s, 0]
+        width = secs[s, 1]
+        count = secs[s, 2]
+        lo = secs[s, 4]
+        nent = secs[s, 5]
+        acc = np.float32(0.0)
+        if width == 8:
+            for j in range(count):
+                acc += lut[lo + j * nent + row[off + j]]
+        elif width == 4:
+            for j in range(count >> 1):
+                byte = row[off + j]
+                acc += lut[lo + (2 * j) * 16 + (byte & 15)]
+                acc += lut[lo + (2 * j + 1) * 16 + (byte >> 4)]
+            if count & 1:
+                acc += lut[lo + (count - 1) * 16 + (row[off + (count >> 1)] & 15)]
+        else:
+            for j in range(count):
+                acc += lut[lo + j * nent + read_field(row, off, j * width, width)]
+        accs[secs[s, 3]] += acc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def affine(accs, sf_row, n_acc):
+    """sum_a scale_a * acc_a (the estimate of <y, v> in the rotated space)."""
+    ip = np.float32(0.0)
+    for a in range(n_acc):
+        ip += sf_row[a] * accs[a]
+    return ip
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def estimate_dense(codes, secs, luts, sf, n_acc, qadd, a_ell, a_ip, out):
+    """out[q, i] = qadd[q] + a_ell * ell_i + a_ip * <y_i, v_q>^ for all queries and codes.
+
+    luts: float32 (nq, L); sf: float32 (n, n_acc + 2) = [scales..., ell, f_c];
+    a_ell/a_ip select the metric (L2: 1, -2; IP: 0, 1). f_c is added with weight (1 - a_ell).
+    """
+    nq = luts.shape[0]
+    n = codes.shape[0]
+    for q in prange(nq):
+        accs = np.zeros(MAX_ACC, np.float32)
+        lut = luts[q]
+        for i in range(n):
+            lut_dot(codes[i], secs, lut, accs)
+            ip = affine(accs, sf[i], n_acc)
+            out[q, i] = (qadd[q] + a_ell * sf[i, n_acc] + (1.0 - a_ell) * sf[i, n_acc + 1]
+                         + a_ip * ip)
