@@ -28,7 +28,7 @@
 #define FS_HAVE_PTHREADS 1
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FS_NO_SIMD)
 #define FS_X86 1
 #include <immintrin.h>
 #endif
@@ -55,7 +55,9 @@ typedef void (*fs_kernel)(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t
                           uint16_t *out, int64_t ldo);
 
 /* target size (bytes of codes) of the block chunk that every query group sweeps */
+#ifndef FS_CHUNK_BYTES
 #define FS_CHUNK_BYTES (384 * 1024)
+#endif
 
 static int64_t chunk_blocks(int64_t m) {
     int64_t c = FS_CHUNK_BYTES / (m * 16);
@@ -66,15 +68,16 @@ static inline void store_block(uint16_t *o, const uint16_t *tmp, int nv) {
     memcpy(o, tmp, (size_t)nv * sizeof(uint16_t));
 }
 
-/* partial last block: rows of tmp (32 per query) -> out */
-static void fs_copy_partial(uint16_t *o, int64_t ldo, const uint16_t *tmp, int qb, int nv) {
-    if (nv == 32) return;
-    for (int q = 0; q < qb; q++) store_block(o + q * ldo, tmp + 32 * q, nv);
-}
-
 /* ------------------------------------------------------------------ scalar */
 
-static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
+/* GCC's auto-vectorizer turns the table lookups into slow emulated gathers (3x slower) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FS_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define FS_NO_VECTORIZE
+#endif
+
+FS_NO_VECTORIZE static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
                           int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
                           uint16_t *out, int64_t ldo) {
     const int64_t bs = m * 16;
@@ -105,6 +108,12 @@ static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t
 /* Query groups: accumulators are named variables (Xq for q < QB, QB a compile-time
  * constant after inlining) so that they live in registers; FS_Q8 expands X(0)..X(7) and
  * every use is guarded by `if (QB > q)`. */
+/* partial last block: rows of tmp (32 per query) -> out */
+static void fs_copy_partial(uint16_t *o, int64_t ldo, const uint16_t *tmp, int qb, int nv) {
+    if (nv == 32) return;
+    for (int q = 0; q < qb; q++) store_block(o + q * ldo, tmp + 32 * q, nv);
+}
+
 #define FS_Q8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define FS_INLINE static inline __attribute__((always_inline))
 
@@ -301,7 +310,6 @@ FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t
     const __m512i OFF = _mm512_set1_epi32(0x30201000);
     const __m512i SEL = _mm512_set1_epi8(0x30);
     const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i z = _mm512_setzero_si512();
 #define DECL(q) __m512i Sl##q = _mm512_setzero_si512(), Sh##q = _mm512_setzero_si512();
     FS_Q8(DECL)
 #undef DECL
