@@ -195,15 +195,17 @@ class Codec:
         """Reconstruction y_hat in the rotated space, float32 (n, D)."""
         codes = as_codes(codes, self.code_size)
         sf = self.scan_factors(codes)
-        fields = self.fields(codes, num_threads)
-        y = np.zeros((codes.shape[0], self.D), np.float32)
+        n = codes.shape[0]
+        y = np.zeros((n, self.D), np.float32)
         extra = {}
-        for s, f in zip(self.sections, fields):
-            part = s.table[f].reshape(codes.shape[0], -1)[:, : self.D] * sf[:, s.acc : s.acc + 1]
-            if s.space == 0:
-                y[:, : part.shape[1]] += part
-            else:
-                extra[s.space] = extra.get(s.space, 0) + part
+        with threads(num_threads):
+            for s in self.sections:
+                if s.space == 0:
+                    target = y
+                else:
+                    target = extra.setdefault(s.space, np.zeros((n, self.D), np.float32))
+                _scan.decode_section(codes, s.byte_off, s.width, s.count, s.table,
+                                     np.ascontiguousarray(sf[:, s.acc]), target)
         for space, part in extra.items():
             y += self._space_inverse(space, part, num_threads)
         return y

@@ -23,36 +23,75 @@ def _alpha_ell(rule, yy, yq, qq, dim):
     return yy / yq, yy
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def sumsq64(y):
+    """sum y_i^2 in float64 (products of float32 are exact in float64; order-free to ~1e-16)."""
+    acc = 0.0
+    for i in range(y.shape[0]):
+        v = np.float64(y[i])
+        acc += v * v
+    return acc
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def dot_levels64(y, idx, levels):
+    """(<y, levels[idx]>, ||levels[idx]||^2) in float64."""
+    yq = 0.0
+    qq = 0.0
+    for i in range(y.shape[0]):
+        q = levels[idx[i]]
+        yq += np.float64(y[i]) * q
+        qq += q * q
+    return yq, qq
+
+
+@njit(cache=True, nogil=True)
+def _bucketize_linear(y, inv, bounds32, idx):
+    """idx_i = #{bounds <= y_i * inv} by counting (vectorises; for <= 31 bounds)."""
+    for i in range(y.shape[0]):
+        z = y[i] * inv
+        c = 0
+        for b in range(bounds32.shape[0]):
+            c += bounds32[b] <= z
+        idx[i] = c
+
+
+@njit(cache=True, nogil=True)
+def _bucketize_binary(y, inv, bounds32, idx):
+    """idx_i = #{bounds <= y_i * inv} by binary search (upper_bound)."""
+    nb = bounds32.shape[0]
+    for i in range(y.shape[0]):
+        z = y[i] * inv
+        lo = 0
+        hi = nb
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if bounds32[mid] <= z:
+                lo = mid + 1
+            else:
+                hi = mid
+        idx[i] = lo
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def scalar_quantize(y, bounds, levels, rule, idx, alpha, ell):
     """Lloyd-Max scalar quantization of z = sqrt(D) y/||y|| (spec 3, 4).
 
-    bounds: float64 (K-1,) ascending, levels float64 (K,), both in z units.
-    Writes idx (n, D) uint16 (#bounds <= z_i), alpha (n,), ell (n,) float32.
+    bounds: float64 (K-1,) ascending, levels float64 (K,), both in z units; the comparison
+    z_i >= bound is done in float32. Writes idx (n, D) uint16 (#bounds <= z_i), alpha (n,),
+    ell (n,) float32.
     """
     n, dim = y.shape
-    nb = bounds.shape[0]
+    bounds32 = bounds.astype(np.float32)
+    linear = bounds32.shape[0] <= 31
     for r in prange(n):
-        yy = 0.0
-        for i in range(dim):
-            yy += np.float64(y[r, i]) * y[r, i]
-        inv = np.sqrt(dim / yy) if yy > FLT_EPS else 0.0
-        yq = 0.0
-        qq = 0.0
-        for i in range(dim):
-            z = y[r, i] * inv
-            lo = 0
-            hi = nb
-            while lo < hi:  # upper_bound
-                mid = (lo + hi) >> 1
-                if bounds[mid] <= z:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            idx[r, i] = lo
-            q = levels[lo]
-            yq += y[r, i] * q
-            qq += q * q
+        yy = sumsq64(y[r])
+        inv = np.float32(np.sqrt(dim / yy)) if yy > FLT_EPS else np.float32(0.0)
+        if linear:
+            _bucketize_linear(y[r], inv, bounds32, idx[r])
+        else:
+            _bucketize_binary(y[r], inv, bounds32, idx[r])
+        yq, qq = dot_levels64(y[r], idx[r], levels)
         a, e = _alpha_ell(rule, yy, yq, qq, dim)
         alpha[r] = a
         ell[r] = e
@@ -126,28 +165,29 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
     # cursor per level j = 1..maxe: position in `order` of the next coordinate whose event
     # j/|y_i| lies in (t_start, t_end]
     cur = np.zeros(maxe + 1, np.int64)
+    nxt = np.full(maxe + 1, np.inf)  # time of the next event of each level
     for j in range(1, maxe + 1):
         # events with j/|y| <= t_start already happened: skip coords with |y| >= j/t_start
         p = 0
         while p < dim and absy[order[p]] * t_start >= j:
             p += 1
         cur[j] = p
+        if p < dim and absy[order[p]] > 0.0:
+            nxt[j] = j / absy[order[p]]
     while True:
-        bt = np.inf
-        bj = -1
-        for j in range(1, maxe + 1):
-            p = cur[j]
-            if p < dim:
-                a = absy[order[p]]
-                if a > 0.0:
-                    t = j / a
-                    if t < bt:
-                        bt = t
-                        bj = j
-        if bj < 0 or bt > t_end:
+        bj = 1
+        bt = nxt[1]
+        for j in range(2, maxe + 1):
+            if nxt[j] < bt:
+                bt = nxt[j]
+                bj = j
+        if bt > t_end:
             break
-        a = absy[order[cur[bj]]]
-        cur[bj] += 1
+        p = cur[bj]
+        a = absy[order[p]]
+        p += 1
+        cur[bj] = p
+        nxt[bj] = bj / absy[order[p]] if p < dim and absy[order[p]] > 0.0 else np.inf
         # coordinate moves from e = bj-1 to e = bj
         num += a
         den += 2.0 * bj
@@ -191,7 +231,7 @@ def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, al
         elif const_t > 0.0:
             t = const_t * np.sqrt(dim) / norm  # const_t = t_c / sqrt(D) in units of |o'|
         else:
-            order = np.argsort(-absy)
+            order = np.argsort(-absy.astype(np.float32))
             t_end = (maxe + 10.0) / amax
             t = _rabitq_best_t(absy, order, maxe, t_end * tight_start, t_end)
             t *= 1.0 + 1e-9

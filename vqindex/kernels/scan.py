@@ -68,3 +68,24 @@ def estimate_dense(codes, secs, luts, sf, n_acc, qadd, a_ell, a_ip, out):
             ip = affine(accs, sf[i], n_acc)
             out[q, i] = (qadd[q] + a_ell * sf[i, n_acc] + (1.0 - a_ell) * sf[i, n_acc + 1]
                          + a_ip * ip)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def decode_section(codes, byte_off, width, count, table, scale, out):
+    """out[r, i*c:(i+1)*c] += scale[r] * table[field_i(r)] for the fields of one section.
+
+    table: float32 (2**width, c); out: float32 (n, >= count*c) (coordinates past out's width,
+    i.e. padding, are dropped).
+    """
+    n = codes.shape[0]
+    c = table.shape[1]
+    dim = out.shape[1]
+    for r in prange(n):
+        row = codes[r]
+        s = scale[r]
+        for i in range(count):
+            f = read_field(row, byte_off, i * width, width)
+            for t in range(c):
+                j = i * c + t
+                if j < dim:
+                    out[r, j] += s * table[f, t]
