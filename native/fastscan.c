@@ -58,9 +58,16 @@
 /* a kernel scans blocks [b0, b1) against queries [q0, q1) */
 typedef void (*fs_kernel)(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
                           int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
-                          uint16_t *out, int64_t ldo);
+                          uint16_t *out, int64_t ldo, void *accbuf);
 
 /* target size (bytes of codes) of the block chunk that every query group sweeps */
+/* bytes of LUT per query group kept in L1 while a chunk of blocks is swept */
+#ifndef FS_LUT_TILE
+#define FS_LUT_TILE (16 * 1024)
+#endif
+/* accumulator parking space per block (8 queries x 4 zmm) */
+#define FS_ACC_BYTES (8 * 4 * 64)
+
 #ifndef FS_CHUNK_BYTES
 #define FS_CHUNK_BYTES (384 * 1024)
 #endif
@@ -85,7 +92,8 @@ static inline void store_block(uint16_t *o, const uint16_t *tmp, int nv) {
 
 FS_NO_VECTORIZE static void kernel_scalar(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n,
                           int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
-                          uint16_t *out, int64_t ldo) {
+                          uint16_t *out, int64_t ldo, void *accbuf) {
+    (void)accbuf;
     const int64_t bs = m * 16;
     uint32_t acc[32];
     uint16_t tmp[32];
@@ -113,39 +121,51 @@ FS_NO_VECTORIZE static void kernel_scalar(const uint8_t *blocks, int64_t b0, int
 #ifdef FS_X86
 /* Query groups: accumulators are named variables (Xq for q < QB, QB a compile-time
  * constant after inlining) so that they live in registers; FS_Q8 expands X(0)..X(7) and
- * every use is guarded by `if (QB > q)`. */
+ * every use is guarded by `if (QB > q)`.
+ *
+ * LUT tiling: for large m the LUTs of a query group do not fit in L1 (8 queries x m=384
+ * = 48 KB), so sub-quantizers are processed in tiles of FS_LUT_TILE bytes of LUT per
+ * group: every block of the chunk is scanned for tile [j0, j1), with the accumulators
+ * parked in a small per-thread buffer (FS_ACC_BYTES per block) between tiles. */
+#define FS_Q8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define FS_INLINE static inline __attribute__((always_inline))
+
 /* partial last block: rows of tmp (32 per query) -> out */
 static void fs_copy_partial(uint16_t *o, int64_t ldo, const uint16_t *tmp, int qb, int nv) {
     if (nv == 32) return;
     for (int q = 0; q < qb; q++) store_block(o + q * ldo, tmp + 32 * q, nv);
 }
 
-#define FS_Q8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define FS_INLINE static inline __attribute__((always_inline))
-
 /* QB = queries per group; remainders use 4, 2, 1.  For each query group the kernel
- * sweeps blocks [b0, b1) (an L2-sized chunk): the group's LUTs stay in L1/L2.  Every QB
- * variant is its own (non-inlined) function so each gets its own register allocation. */
-#define FS_DEFINE_SWEEP(NAME, GROUP, TARGET, QB)                                          \
+ * sweeps blocks [b0, b1) (an L2-sized chunk), one LUT tile at a time.  Every QB variant
+ * is its own (non-inlined) function so each gets its own register allocation. */
+#define FS_DEFINE_SWEEP(NAME, GROUP, TARGET, QB, VT)                                      \
     TARGET __attribute__((noinline)) static void NAME(                                      \
         const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n, int64_t m,                \
-        const uint8_t *L, uint16_t *out, int64_t ldo) {                                     \
+        const uint8_t *L, uint16_t *out, int64_t ldo, void *accbuf) {                       \
         const int64_t bs = m * 16;                                                          \
-        for (int64_t b = b0; b < b1; b++) {                                                 \
-            int64_t base = b * 32;                                                          \
-            int nv = (int)((n - base) < 32 ? (n - base) : 32);                              \
-            GROUP(blocks + b * bs, m, L, bs, QB, out + base, ldo, nv);                      \
+        int64_t jt = ((int64_t)FS_LUT_TILE / (16 * (QB))) & ~(int64_t)3;                    \
+        if (jt < 4) jt = 4;                                                                 \
+        if (!accbuf || jt >= m) jt = m;                                                     \
+        for (int64_t j0 = 0; j0 < m; j0 += jt) {                                            \
+            int64_t j1 = j0 + jt < m ? j0 + jt : m;                                         \
+            for (int64_t b = b0; b < b1; b++) {                                             \
+                int64_t base = b * 32;                                                      \
+                int nv = (int)((n - base) < 32 ? (n - base) : 32);                          \
+                VT *acc = (VT *)((char *)accbuf + (b - b0) * FS_ACC_BYTES);                 \
+                GROUP(blocks + b * bs, m, L, bs, QB, j0, j1, acc, out + base, ldo, nv);     \
+            }                                                                               \
         }                                                                                   \
     }
 
-#define FS_DEFINE_KERNEL(NAME, GROUP, TARGET, QBMAX)                                      \
-    FS_DEFINE_SWEEP(NAME##_qmax, GROUP, TARGET, QBMAX)                                      \
-    FS_DEFINE_SWEEP(NAME##_q4, GROUP, TARGET, 4)                                            \
-    FS_DEFINE_SWEEP(NAME##_q2, GROUP, TARGET, 2)                                            \
-    FS_DEFINE_SWEEP(NAME##_q1, GROUP, TARGET, 1)                                            \
+#define FS_DEFINE_KERNEL(NAME, GROUP, TARGET, QBMAX, VT)                                  \
+    FS_DEFINE_SWEEP(NAME##_qmax, GROUP, TARGET, QBMAX, VT)                                  \
+    FS_DEFINE_SWEEP(NAME##_q4, GROUP, TARGET, 4, VT)                                        \
+    FS_DEFINE_SWEEP(NAME##_q2, GROUP, TARGET, 2, VT)                                        \
+    FS_DEFINE_SWEEP(NAME##_q1, GROUP, TARGET, 1, VT)                                        \
     static void NAME(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t n, int64_t m,   \
                      const uint8_t *lut, int64_t q0, int64_t q1, uint16_t *out,             \
-                     int64_t ldo) {                                                         \
+                     int64_t ldo, void *accbuf) {                                           \
         const int64_t bs = m * 16;                                                          \
         int64_t q = q0;                                                                     \
         while (q < q1) {                                                                    \
@@ -153,16 +173,16 @@ static void fs_copy_partial(uint16_t *o, int64_t ldo, const uint16_t *tmp, int q
             const uint8_t *L = lut + q * bs;                                                \
             uint16_t *o = out + q * ldo;                                                    \
             if (left >= QBMAX) {                                                            \
-                NAME##_qmax(blocks, b0, b1, n, m, L, o, ldo);                               \
+                NAME##_qmax(blocks, b0, b1, n, m, L, o, ldo, accbuf);                       \
                 q += QBMAX;                                                                 \
             } else if (left >= 4 && QBMAX > 4) {                                            \
-                NAME##_q4(blocks, b0, b1, n, m, L, o, ldo);                                 \
+                NAME##_q4(blocks, b0, b1, n, m, L, o, ldo, accbuf);                         \
                 q += 4;                                                                     \
             } else if (left >= 2 && QBMAX > 2) {                                            \
-                NAME##_q2(blocks, b0, b1, n, m, L, o, ldo);                                 \
+                NAME##_q2(blocks, b0, b1, n, m, L, o, ldo, accbuf);                         \
                 q += 2;                                                                     \
             } else {                                                                        \
-                NAME##_q1(blocks, b0, b1, n, m, L, o, ldo);                                 \
+                NAME##_q1(blocks, b0, b1, n, m, L, o, ldo, accbuf);                         \
                 q += 1;                                                                     \
             }                                                                               \
         }                                                                                   \
@@ -182,18 +202,20 @@ FS_T_AVX2 FS_INLINE void avx2_store(__m256i A, __m256i B, uint16_t *o) {
     _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
 }
 
-FS_T_AVX2 FS_INLINE void avx2_out(__m256i Al, __m256i Bl, __m256i Ah, __m256i Bh,
-                                  uint16_t *o) {
-    avx2_store(Al, Bl, o);
-    avx2_store(Ah, Bh, o + 16);
-}
-
 FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
-                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
-                                    int nv) {
+                                    int64_t bs, const int QB, int64_t j0, int64_t j1,
+                                    __m256i *acc, uint16_t *o, int64_t ldo, int nv) {
     const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i z = _mm256_setzero_si256();
-#define DECL(q) __m256i Al##q = z, Bl##q = z, Ah##q = z, Bh##q = z;
+    const int first = j0 == 0, last = j1 == m;
+    const int64_t mfull = m & ~(int64_t)1, jend = j1 < mfull ? j1 : mfull;
+#define DECL(q)                                                                             \
+    __m256i Al##q = _mm256_setzero_si256(), Bl##q = Al##q, Ah##q = Al##q, Bh##q = Al##q;    \
+    if (QB > q && !first) {                                                                 \
+        Al##q = _mm256_loadu_si256(acc + 4 * q);                                            \
+        Bl##q = _mm256_loadu_si256(acc + 4 * q + 1);                                        \
+        Ah##q = _mm256_loadu_si256(acc + 4 * q + 2);                                        \
+        Bh##q = _mm256_loadu_si256(acc + 4 * q + 3);                                        \
+    }
     FS_Q8(DECL)
 #undef DECL
 #define ACC(q)                                                                              \
@@ -205,36 +227,53 @@ FS_T_AVX2 FS_INLINE void avx2_group(const uint8_t *blk, int64_t m, const uint8_t
         Ah##q = _mm256_add_epi16(Ah##q, rh);                                                \
         Bh##q = _mm256_add_epi16(Bh##q, _mm256_srli_epi16(rh, 8));                          \
     }
-    int64_t j = 0;
-#define LOADT(p) _mm256_loadu_si256((const __m256i *)(p))
-    for (; j + 2 <= m; j += 2) {
-        __m256i c = LOADT(blk + 16 * j);
-        __m256i lo = _mm256_and_si256(c, mask);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
-        FS_Q8(ACC)
+#define STEP                                                                                \
+    {                                                                                       \
+        __m256i c = LOADT(blk + 16 * j);                                                    \
+        __m256i lo = _mm256_and_si256(c, mask);                                             \
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);                       \
+        FS_Q8(ACC)                                                                          \
     }
-#undef LOADT
-    /* odd m: one sub-quantizer left, upper lane zero (zero table -> 0) */
+    /* odd m: the last sub-quantizer first, upper lane zero (zero table -> 0) */
 #define LOADT(p) _mm256_set_m128i(_mm_setzero_si128(), _mm_loadu_si128((const __m128i *)(p)))
-    if (j < m) {
-        __m256i c = LOADT(blk + 16 * j);
-        __m256i lo = _mm256_and_si256(c, mask);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
-        FS_Q8(ACC)
+    if (last && mfull < m) {
+        int64_t j = mfull;
+        STEP
     }
 #undef LOADT
+#define LOADT(p) _mm256_loadu_si256((const __m256i *)(p))
+    for (int64_t j = j0; j < jend; j += 2) STEP
+#undef LOADT
+#undef STEP
 #undef ACC
-#define OUT(q) if (QB > q) avx2_out(Al##q, Bl##q, Ah##q, Bh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
-    uint16_t tmp[8 * 32];
-    FS_Q8(OUT)
+    if (last) {
+        uint16_t tmp[8 * 32];
+#define OUT(q)                                                                              \
+    if (QB > q) {                                                                           \
+        uint16_t *d = nv == 32 ? o + q * ldo : tmp + 32 * q;                                \
+        avx2_store(Al##q, Bl##q, d);                                                        \
+        avx2_store(Ah##q, Bh##q, d + 16);                                                   \
+    }
+        FS_Q8(OUT)
 #undef OUT
-    fs_copy_partial(o, ldo, tmp, QB, nv);
+        fs_copy_partial(o, ldo, tmp, QB, nv);
+    } else {
+#define PARK(q)                                                                             \
+    if (QB > q) {                                                                           \
+        _mm256_storeu_si256(acc + 4 * q, Al##q);                                            \
+        _mm256_storeu_si256(acc + 4 * q + 1, Bl##q);                                        \
+        _mm256_storeu_si256(acc + 4 * q + 2, Ah##q);                                        \
+        _mm256_storeu_si256(acc + 4 * q + 3, Bh##q);                                        \
+    }
+        FS_Q8(PARK)
+#undef PARK
+    }
 }
 
 #ifndef FS_AVX2_QB
 #define FS_AVX2_QB 2
 #endif
-FS_DEFINE_KERNEL(kernel_avx2, avx2_group, FS_T_AVX2, FS_AVX2_QB)
+FS_DEFINE_KERNEL(kernel_avx2, avx2_group, FS_T_AVX2, FS_AVX2_QB, __m256i)
 
 /* ------------------------------------------------------------------ AVX-512 (F+BW) */
 /* Same as AVX2 with 4 sub-quantizers (one per 128-bit lane) per 512-bit register. */
@@ -250,18 +289,20 @@ FS_T_AVX512 FS_INLINE void avx512_store(__m512i A, __m512i B, uint16_t *o) {
     _mm_storeu_si128((__m128i *)(o + 8), _mm_unpackhi_epi16(e, d));
 }
 
-FS_T_AVX512 FS_INLINE void avx512_out(__m512i Al, __m512i Bl, __m512i Ah, __m512i Bh,
-                                  uint16_t *o) {
-    avx512_store(Al, Bl, o);
-    avx512_store(Ah, Bh, o + 16);
-}
-
 FS_T_AVX512 FS_INLINE void avx512_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
-                                        int64_t bs, const int QB, uint16_t *o, int64_t ldo,
-                                        int nv) {
+                                        int64_t bs, const int QB, int64_t j0, int64_t j1,
+                                        __m512i *acc, uint16_t *o, int64_t ldo, int nv) {
     const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i z = _mm512_setzero_si512();
-#define DECL(q) __m512i Al##q = z, Bl##q = z, Ah##q = z, Bh##q = z;
+    const int first = j0 == 0, last = j1 == m;
+    const int64_t mfull = m & ~(int64_t)3, jend = j1 < mfull ? j1 : mfull;
+#define DECL(q)                                                                             \
+    __m512i Al##q = _mm512_setzero_si512(), Bl##q = Al##q, Ah##q = Al##q, Bh##q = Al##q;    \
+    if (QB > q && !first) {                                                                 \
+        Al##q = _mm512_loadu_si512(acc + 4 * q);                                            \
+        Bl##q = _mm512_loadu_si512(acc + 4 * q + 1);                                        \
+        Ah##q = _mm512_loadu_si512(acc + 4 * q + 2);                                        \
+        Bh##q = _mm512_loadu_si512(acc + 4 * q + 3);                                        \
+    }
     FS_Q8(DECL)
 #undef DECL
 #define ACC(q)                                                                              \
@@ -273,37 +314,54 @@ FS_T_AVX512 FS_INLINE void avx512_group(const uint8_t *blk, int64_t m, const uin
         Ah##q = _mm512_add_epi16(Ah##q, rh);                                                \
         Bh##q = _mm512_add_epi16(Bh##q, _mm512_srli_epi16(rh, 8));                          \
     }
-    int64_t j = 0;
-#define LOADT(p) _mm512_loadu_si512((const void *)(p))
-    for (; j + 4 <= m; j += 4) {
-        __m512i c = LOADT(blk + 16 * j);
-        __m512i lo = _mm512_and_si512(c, mask);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
-        FS_Q8(ACC)
+#define STEP                                                                                \
+    {                                                                                       \
+        __m512i c = LOADT(blk + 16 * j);                                                    \
+        __m512i lo = _mm512_and_si512(c, mask);                                             \
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);                       \
+        FS_Q8(ACC)                                                                          \
     }
-#undef LOADT
-    /* 1..3 sub-quantizers left: masked zeroing loads (zero table -> 0) */
+    /* 1..3 trailing sub-quantizers: masked zeroing loads (zero table -> 0) */
 #define LOADT(p) _mm512_maskz_loadu_epi8(k, (const void *)(p))
-    if (j < m) {
-        __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
-        __m512i c = LOADT(blk + 16 * j);
-        __m512i lo = _mm512_and_si512(c, mask);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
-        FS_Q8(ACC)
+    if (last && mfull < m) {
+        __mmask64 k = (((__mmask64)1) << (16 * (m - mfull))) - 1;
+        int64_t j = mfull;
+        STEP
     }
 #undef LOADT
+#define LOADT(p) _mm512_loadu_si512((const void *)(p))
+    for (int64_t j = j0; j < jend; j += 4) STEP
+#undef LOADT
+#undef STEP
 #undef ACC
-#define OUT(q) if (QB > q) avx512_out(Al##q, Bl##q, Ah##q, Bh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
-    uint16_t tmp[8 * 32];
-    FS_Q8(OUT)
+    if (last) {
+        uint16_t tmp[8 * 32];
+#define OUT(q)                                                                              \
+    if (QB > q) {                                                                           \
+        uint16_t *d = nv == 32 ? o + q * ldo : tmp + 32 * q;                                \
+        avx512_store(Al##q, Bl##q, d);                                                      \
+        avx512_store(Ah##q, Bh##q, d + 16);                                                 \
+    }
+        FS_Q8(OUT)
 #undef OUT
-    fs_copy_partial(o, ldo, tmp, QB, nv);
+        fs_copy_partial(o, ldo, tmp, QB, nv);
+    } else {
+#define PARK(q)                                                                             \
+    if (QB > q) {                                                                           \
+        _mm512_storeu_si512(acc + 4 * q, Al##q);                                            \
+        _mm512_storeu_si512(acc + 4 * q + 1, Bl##q);                                        \
+        _mm512_storeu_si512(acc + 4 * q + 2, Ah##q);                                        \
+        _mm512_storeu_si512(acc + 4 * q + 3, Bh##q);                                        \
+    }
+        FS_Q8(PARK)
+#undef PARK
+    }
 }
 
 #ifndef FS_AVX512_QB
 #define FS_AVX512_QB 4
 #endif
-FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, FS_AVX512_QB)
+FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, FS_AVX512_QB, __m512i)
 
 /* ------------------------------------------------------------------ AVX-512 VBMI + VNNI */
 /* Same block layout.  The 64 code bytes of sub-quantizers j..j+3 are transposed once per
@@ -313,20 +371,15 @@ FS_DEFINE_KERNEL(kernel_avx512, avx512_group, FS_T_AVX512, FS_AVX512_QB)
  * int32 accumulators (2 instructions per 64 lookups instead of 4; results taken mod 2^16). */
 #define FS_T_VNNI __attribute__((target("avx2,avx512f,avx512bw,avx512vbmi,avx512vnni")))
 
-/* in-place accumulate (inline asm: GCC otherwise copies/spills the accumulators) */
+/* in-place accumulate (inline asm: GCC otherwise tends to copy the accumulators) */
 FS_T_VNNI FS_INLINE __m512i fs_dpbusd(__m512i acc, __m512i a, __m512i b) {
     __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
     return acc;
 }
 
-FS_T_VNNI FS_INLINE void vnni_out(__m512i Sl, __m512i Sh, uint16_t *o) {
-    _mm256_storeu_si256((__m256i *)o, _mm512_cvtepi32_epi16(Sl));
-    _mm256_storeu_si256((__m256i *)(o + 16), _mm512_cvtepi32_epi16(Sh));
-}
-
 FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t *lut,
-                                    int64_t bs, const int QB, uint16_t *o, int64_t ldo,
-                                    int nv) {
+                                    int64_t bs, const int QB, int64_t j0, int64_t j1,
+                                    __m512i *acc, uint16_t *o, int64_t ldo, int nv) {
     /* P[4i + l] = 16l + i ; OFF[p] = 16*(p % 4) ; SEL selects bits 4,5 */
     const __m512i P = _mm512_set_epi32(
         0x3f2f1f0f, 0x3e2e1e0e, 0x3d2d1d0d, 0x3c2c1c0c, 0x3b2b1b0b, 0x3a2a1a0a, 0x39291909,
@@ -335,50 +388,69 @@ FS_T_VNNI FS_INLINE void vnni_group(const uint8_t *blk, int64_t m, const uint8_t
     const __m512i OFF = _mm512_set1_epi32(0x30201000);
     const __m512i SEL = _mm512_set1_epi8(0x30);
     const __m512i ones = _mm512_set1_epi8(1);
-#define DECL(q) __m512i Sl##q = _mm512_setzero_si512(), Sh##q = _mm512_setzero_si512();
+    const int first = j0 == 0, last = j1 == m;
+    const int64_t mfull = m & ~(int64_t)3, jend = j1 < mfull ? j1 : mfull;
+#define DECL(q)                                                                             \
+    __m512i Sl##q = _mm512_setzero_si512(), Sh##q = _mm512_setzero_si512();                 \
+    if (QB > q && !first) {                                                                 \
+        Sl##q = _mm512_loadu_si512(acc + 2 * q);                                            \
+        Sh##q = _mm512_loadu_si512(acc + 2 * q + 1);                                        \
+    }
     FS_Q8(DECL)
 #undef DECL
 #define ACC(q)                                                                              \
     if (QB > q) {                                                                           \
         __m512i t = LOADT(lut + q * bs + 16 * j);                                           \
-        Sl##q = fs_dpbusd(Sl##q, _mm512_permutexvar_epi8(il, t), ones);           \
-        Sh##q = fs_dpbusd(Sh##q, _mm512_permutexvar_epi8(ih, t), ones);           \
+        Sl##q = fs_dpbusd(Sl##q, _mm512_permutexvar_epi8(il, t), ones);                     \
+        Sh##q = fs_dpbusd(Sh##q, _mm512_permutexvar_epi8(ih, t), ones);                     \
     }
     /* bits 4,5 <- OFF, bits 0-3 from the code (bits 6,7 are ignored by vpermb) */
-#define DECODE(c)                                                                           \
-    __m512i pc = _mm512_permutexvar_epi8(P, c);                                             \
-    __m512i il = _mm512_ternarylogic_epi32(pc, SEL, OFF, 0xB8);                             \
-    __m512i ih = _mm512_ternarylogic_epi32(_mm512_srli_epi16(pc, 4), SEL, OFF, 0xB8);
-    /* the 1..3 trailing sub-quantizers first (masked zeroing loads, zero table -> 0),
-     * then the main loop: keeps the accumulators' live ranges simple for the compiler */
-    int64_t mfull = m & ~(int64_t)3;
-    int64_t j = mfull;
+#define STEP                                                                                \
+    {                                                                                       \
+        __m512i pc = _mm512_permutexvar_epi8(P, LOADT(blk + 16 * j));                       \
+        __m512i il = _mm512_ternarylogic_epi32(pc, SEL, OFF, 0xB8);                         \
+        __m512i ih = _mm512_ternarylogic_epi32(_mm512_srli_epi16(pc, 4), SEL, OFF, 0xB8);   \
+        FS_Q8(ACC)                                                                          \
+    }
+    /* 1..3 trailing sub-quantizers: masked zeroing loads (zero table -> 0) */
 #define LOADT(p) _mm512_maskz_loadu_epi8(k, (const void *)(p))
-    if (j < m) {
-        __mmask64 k = (((__mmask64)1) << (16 * (m - j))) - 1;
-        DECODE(LOADT(blk + 16 * j))
-        FS_Q8(ACC)
+    if (last && mfull < m) {
+        __mmask64 k = (((__mmask64)1) << (16 * (m - mfull))) - 1;
+        int64_t j = mfull;
+        STEP
     }
 #undef LOADT
 #define LOADT(p) _mm512_loadu_si512((const void *)(p))
-    for (j = 0; j < mfull; j += 4) {
-        DECODE(LOADT(blk + 16 * j))
-        FS_Q8(ACC)
-    }
+    for (int64_t j = j0; j < jend; j += 4) STEP
 #undef LOADT
-#undef DECODE
+#undef STEP
 #undef ACC
-#define OUT(q) if (QB > q) vnni_out(Sl##q, Sh##q, nv == 32 ? o + q * ldo : tmp + 32 * q);
-    uint16_t tmp[8 * 32];
-    FS_Q8(OUT)
+    if (last) {
+        uint16_t tmp[8 * 32];
+#define OUT(q)                                                                              \
+    if (QB > q) {                                                                           \
+        uint16_t *d = nv == 32 ? o + q * ldo : tmp + 32 * q;                                \
+        _mm256_storeu_si256((__m256i *)d, _mm512_cvtepi32_epi16(Sl##q));                    \
+        _mm256_storeu_si256((__m256i *)(d + 16), _mm512_cvtepi32_epi16(Sh##q));             \
+    }
+        FS_Q8(OUT)
 #undef OUT
-    fs_copy_partial(o, ldo, tmp, QB, nv);
+        fs_copy_partial(o, ldo, tmp, QB, nv);
+    } else {
+#define PARK(q)                                                                             \
+    if (QB > q) {                                                                           \
+        _mm512_storeu_si512(acc + 2 * q, Sl##q);                                            \
+        _mm512_storeu_si512(acc + 2 * q + 1, Sh##q);                                        \
+    }
+        FS_Q8(PARK)
+#undef PARK
+    }
 }
 
 #ifndef FS_VNNI_QB
 #define FS_VNNI_QB 8
 #endif
-FS_DEFINE_KERNEL(kernel_avx512vnni, vnni_group, FS_T_VNNI, FS_VNNI_QB)
+FS_DEFINE_KERNEL(kernel_avx512vnni, vnni_group, FS_T_VNNI, FS_VNNI_QB, __m512i)
 
 #endif /* FS_X86 */
 
@@ -447,10 +519,15 @@ typedef struct {
  * scans the chunk; the kernel keeps the group's LUTs hot while blocks stream by. */
 static void run_work(const fs_work *w) {
     int64_t cb = chunk_blocks(w->m);
+    /* accumulator buffer for LUT tiling (only needed when one tile can't hold m);
+     * without it (malloc failure) the kernels simply don't tile */
+    void *accbuf = NULL;
+    if (w->m * 16 > FS_LUT_TILE / 8) accbuf = malloc((size_t)cb * FS_ACC_BYTES);
     for (int64_t b = w->b0; b < w->b1; b += cb) {
         int64_t e = b + cb < w->b1 ? b + cb : w->b1;
-        w->kern(w->blocks, b, e, w->n, w->m, w->lut, w->q0, w->q1, w->out, w->ldo);
+        w->kern(w->blocks, b, e, w->n, w->m, w->lut, w->q0, w->q1, w->out, w->ldo, accbuf);
     }
+    free(accbuf);
 }
 
 #ifdef FS_HAVE_PTHREADS

@@ -6,7 +6,8 @@ from vqindex.kernels import fastscan as fs
 
 BACKENDS = fs.available_backends()
 SHAPES = [(77, 1, 1), (45, 2, 5), (100, 3, 33), (33, 16, 5), (250, 96, 33), (65, 384, 5),
-          (31, 5, 1), (1, 7, 33), (96, 384, 1)]
+          (31, 5, 1), (1, 7, 33), (96, 384, 1),
+          (70, 1031, 9), (40, 602, 7), (33, 1024, 16)]  # large m: LUT tiling + tails
 
 
 def _data(n, m, nq, seed):
