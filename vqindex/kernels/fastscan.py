@@ -30,9 +30,18 @@ exact for LUTs from :func:`quantize_lut`):
 * ``"scalar"`` -- portable C.
 * ``"numba"`` -- the reference implementation below (used when the library is missing).
 
-The C kernels batch queries: a group of 4-8 queries is scanned against each block while
-the block is in registers/L1, and blocks are swept in L2-sized chunks.  ``num_threads``
-splits the blocks (or, for few blocks, the queries) over pthreads; ctypes releases the GIL.
+The C kernels batch queries: a group of queries (8 for avx512vnni, 4 for avx512, 2 for
+avx2; remainders in groups of 4/2/1) is scanned against each block with all accumulators
+in registers, so each 64-byte code load serves the whole group.  Blocks are swept in
+L2-sized chunks (~384 KB of codes) by every query group; for large m the LUTs of a group
+are further cut into 16 KB tiles (L1) with the accumulators parked in a small buffer
+between tiles.  ``num_threads`` splits the blocks (or, for few blocks, the queries) over
+pthreads; ctypes releases the GIL during the call.
+
+Measured on the 2-core AMD EPYC (Zen 4) dev box, d=384 at 4 bits (m=384), n=100k,
+nq=1000, one thread, per CPU-second: avx512vnni ~300 M code-query pairs/s (~115 G
+lookups/s), avx512 ~220 M, avx2 ~190 M, scalar C ~9 M, numba ~5 M; a float per-byte LUT
+numba scan does ~8 M.  With nq=1 the scan is memory-bound (~150-200 M pairs/s).
 """
 import concurrent.futures
 
