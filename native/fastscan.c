@@ -17,6 +17,12 @@
  *
  * Accumulators: the result of every backend is sum_j LUT[j][nibble_j] modulo 2^16
  * (exact when the LUT comes from quantize_lut, whose sums fit in uint16).
+ *
+ * Backends (fs_scan's `backend`): 1 scalar C, 2 AVX2 (pshufb), 3 AVX-512 F+BW (pshufb),
+ * 4 AVX-512 VBMI+VNNI (vpermb + vpdpbusd), 0 = best the CPU supports.
+ * Exported: fs_scan, fs_cpu_features, fs_available_backends.
+ * Build knobs (-D): FS_NO_SIMD (scalar only), FS_AVX2_QB / FS_AVX512_QB / FS_VNNI_QB
+ * (queries per register group), FS_CHUNK_BYTES, FS_LUT_TILE.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -60,7 +66,6 @@ typedef void (*fs_kernel)(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t
                           int64_t m, const uint8_t *lut, int64_t q0, int64_t q1,
                           uint16_t *out, int64_t ldo, void *accbuf);
 
-/* target size (bytes of codes) of the block chunk that every query group sweeps */
 /* bytes of LUT per query group kept in L1 while a chunk of blocks is swept */
 #ifndef FS_LUT_TILE
 #define FS_LUT_TILE (16 * 1024)
@@ -68,6 +73,7 @@ typedef void (*fs_kernel)(const uint8_t *blocks, int64_t b0, int64_t b1, int64_t
 /* accumulator parking space per block (8 queries x 4 zmm) */
 #define FS_ACC_BYTES (8 * 4 * 64)
 
+/* target size (bytes of codes) of the block chunk that every query group sweeps (L2) */
 #ifndef FS_CHUNK_BYTES
 #define FS_CHUNK_BYTES (384 * 1024)
 #endif
