@@ -53,7 +53,9 @@ class BlockQuant(Codec):
         idx = np.empty((n, self.D // self.block), np.uint16)
         alpha = np.empty(n, np.float32)
         ell = np.empty(n, np.float32)
-        _q.block_quantize(y, self.codebook, self._cb_norms, SCALE_RULES[self.scale], idx, alpha, ell)
+        from ..kernels.blocksearch import block_quantize_fast
+        block_quantize_fast(y, self.codebook, self._cb_norms, SCALE_RULES[self.scale], idx,
+                            alpha, ell)
         return [idx], np.stack([alpha, ell], axis=1)
 
     def _scales(self, fac):
