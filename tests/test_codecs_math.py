@@ -360,13 +360,14 @@ def test_centering_on_training_mean(name):
 # ------------------------------------------------------------------ real data
 GLOVE = "glove-50-angular-tiny.hdf5"
 MINILM = "pypi-minilm-384-angular-tiny.hdf5"
-N_SEEDS = 16
+N_SEEDS = 12
 K_NN = 10
+N_QUERIES = 100
 
 
 @functools.lru_cache(maxsize=None)
 def _pairs(data_dir, fname):
-    train, test, nbrs = load_angular(data_dir, fname)
+    train, test, nbrs = load_angular(data_dir, fname, n_test=N_QUERIES)
     nb = nbrs[:, :K_NN]
     assert nb.max() < len(train)
     uniq, inv = np.unique(nb, return_inverse=True)
