@@ -1,9 +1,17 @@
-"""vqindex: approximate nearest-neighbour search over rotation-quantized vectors."""
+"""vqindex: approximate nearest-neighbour search over rotation-quantized vectors.
+
+FAISS-compatible indexes (Flat, IVF, HNSW, Refine) over RaBitQ, TurboQuant, EDEN and
+BlockQuant codes. See README.md and ../shared/spec/codecs.md for the math.
+"""
 from . import datasets
 from .codecs import BlockQuant, Codec, EDEN, RaBitQ, Rotation, TurboQuantMSE, TurboQuantProd
-from .factory import codec_factory
+from .factory import codec_factory, index_factory
+from .index import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, Index, IndexFlatCodes,
+                    IndexIVFCodes, IndexRefine, SearchParams)
 
 __version__ = "0.1.0"
 
 __all__ = ["BlockQuant", "Codec", "EDEN", "RaBitQ", "Rotation", "TurboQuantMSE",
-           "TurboQuantProd", "codec_factory", "datasets"]
+           "TurboQuantProd", "codec_factory", "index_factory", "datasets", "Index",
+           "IndexFlatCodes", "IndexIVFCodes", "IndexRefine", "SearchParams", "METRIC_L2",
+           "METRIC_INNER_PRODUCT", "METRIC_COSINE"]

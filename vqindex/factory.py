@@ -3,7 +3,7 @@ import re
 
 from .codecs import BlockQuant, EDEN, RaBitQ, TurboQuantMSE, TurboQuantProd
 
-__all__ = ["codec_factory", "parse_codec", "CODEC_SPELLINGS"]
+__all__ = ["codec_factory", "index_factory", "parse_codec", "CODEC_SPELLINGS", "INDEX_GRAMMAR"]
 
 CODEC_SPELLINGS = (
     "RaBitQ1..RaBitQ9 (suffix MSE: biased rule, C: constant rescale)",
@@ -67,3 +67,66 @@ def codec_factory(d, description, rotation="fast", seed=0):
                          f"{'; '.join(CODEC_SPELLINGS)}")
     cls, kw = parsed
     return cls(d, rotation=rotation, seed=seed, **kw)
+
+
+INDEX_GRAMMAR = ("[RR,|HR,] [IVF<nlist>, | HNSW<M>,] <codec> [,RFlat | ,Refine(Flat)]; "
+                 "e.g. 'IVF1024,BQ4,Refine(Flat)', 'HNSW32,RaBitQ4', 'EDEN4', 'IVF256,SQtq4,RFlat'")
+
+
+def index_factory(d, description, metric=None, seed=0):
+    """Build an index from a FAISS-style string (see INDEX_GRAMMAR).
+
+    metric: vqindex.METRIC_L2 (default), METRIC_INNER_PRODUCT or METRIC_COSINE, or a name.
+    """
+    from .index import IndexFlatCodes, IndexIVFCodes, IndexRefine, METRIC_L2
+
+    if not isinstance(description, str):
+        raise TypeError(f"index description must be a string, got {type(description).__name__}")
+    metric = METRIC_L2 if metric is None else metric
+    tokens = [t.strip() for t in description.split(",") if t.strip()]
+    rotation = "fast"
+    structure = None
+    codec = None
+    refine = False
+    for tok in tokens:
+        up = tok.upper()
+        if up in ("RR", "HR") and codec is None and structure is None:
+            rotation = "haar" if up == "RR" else "fast"
+            continue
+        m = re.match(r"^IVF(\d+)$", tok, re.I)
+        if m and structure is None and codec is None:
+            structure = ("ivf", int(m.group(1)))
+            continue
+        m = re.match(r"^HNSW(\d+)?$", tok, re.I)
+        if m and structure is None and codec is None:
+            structure = ("hnsw", int(m.group(1) or 32))
+            continue
+        if codec is None:
+            parsed = parse_codec(tok)
+            if parsed is not None:
+                cls, kw = parsed
+                try:
+                    codec = cls(d, rotation=rotation, seed=seed, **kw)
+                except ValueError as exc:
+                    raise ValueError(f"bad codec token {tok!r} in {description!r}: {exc}") from None
+                continue
+        if codec is not None and not refine and up in ("RFLAT", "REFINE(FLAT)"):
+            refine = True
+            continue
+        where = "codec" if codec is None else "suffix"
+        valid = (f"codecs: {'; '.join(CODEC_SPELLINGS)}" if codec is None
+                 else "suffixes: RFlat, Refine(Flat)")
+        raise ValueError(f"unexpected token {tok!r} in index description {description!r} "
+                         f"(expected a {where}); grammar: {INDEX_GRAMMAR}; valid {valid}")
+    if codec is None:
+        raise ValueError(f"index description {description!r} names no codec; grammar: {INDEX_GRAMMAR}")
+    if structure is None:
+        index = IndexFlatCodes(d, codec, metric)
+    elif structure[0] == "ivf":
+        index = IndexIVFCodes(d, codec, structure[1], metric)
+    else:
+        from .index.hnsw import IndexHNSWCodes
+        index = IndexHNSWCodes(d, codec, structure[1], metric)
+    if refine:
+        index = IndexRefine(index)
+    return index

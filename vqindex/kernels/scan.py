@@ -25,20 +25,44 @@ def lut_dot(row, secs, lut, accs):
         count = secs[s, 2]
         lo = secs[s, 4]
         nent = secs[s, 5]
-        acc = np.float32(0.0)
+        # four partial sums break the add dependency chain
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
         if width == 8:
-            for j in range(count):
-                acc += lut[lo + j * nent + row[off + j]]
+            j = 0
+            while j + 4 <= count:
+                a0 += lut[lo + j * nent + row[off + j]]
+                a1 += lut[lo + (j + 1) * nent + row[off + j + 1]]
+                a2 += lut[lo + (j + 2) * nent + row[off + j + 2]]
+                a3 += lut[lo + (j + 3) * nent + row[off + j + 3]]
+                j += 4
+            while j < count:
+                a0 += lut[lo + j * nent + row[off + j]]
+                j += 1
         elif width == 4:
-            for j in range(count >> 1):
-                byte = row[off + j]
-                acc += lut[lo + (2 * j) * 16 + (byte & 15)]
-                acc += lut[lo + (2 * j + 1) * 16 + (byte >> 4)]
+            nb = count >> 1
+            j = 0
+            while j + 2 <= nb:
+                b0 = row[off + j]
+                b1 = row[off + j + 1]
+                a0 += lut[lo + (2 * j) * 16 + (b0 & 15)]
+                a1 += lut[lo + (2 * j + 1) * 16 + (b0 >> 4)]
+                a2 += lut[lo + (2 * j + 2) * 16 + (b1 & 15)]
+                a3 += lut[lo + (2 * j + 3) * 16 + (b1 >> 4)]
+                j += 2
+            while j < nb:
+                b0 = row[off + j]
+                a0 += lut[lo + (2 * j) * 16 + (b0 & 15)]
+                a1 += lut[lo + (2 * j + 1) * 16 + (b0 >> 4)]
+                j += 1
             if count & 1:
-                acc += lut[lo + (count - 1) * 16 + (row[off + (count >> 1)] & 15)]
+                a2 += lut[lo + (count - 1) * 16 + (row[off + (count >> 1)] & 15)]
         else:
             for j in range(count):
-                acc += lut[lo + j * nent + read_field(row, off, j * width, width)]
+                a0 += lut[lo + j * nent + read_field(row, off, j * width, width)]
+        acc = (a0 + a1) + (a2 + a3)
         accs[secs[s, 3]] += acc
 
 

@@ -1,0 +1,300 @@
+"""Shared machinery of the code indexes: ids, metrics, validation, the search driver."""
+import threading
+
+import numpy as np
+
+from .._validation import as_ids, as_vectors, check_k
+from ..kernels import topk as _topk
+from ..kernels._threads import resolve_threads, threads
+from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
+                     metric_name)
+
+__all__ = ["Index", "IndexCodes", "normalize_rows"]
+
+
+def normalize_rows(x):
+    """L2-normalise rows (zero rows stay zero)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-30)[:, None], dtype=np.float32)
+
+
+class Index:
+    """FAISS-like surface shared by every index: d, ntotal, metric_type, search, ...
+
+    Subclasses implement `_search_keys` (internal keys, smaller is better, and ids) and the
+    storage verbs. Default search parameters live in `self.params` (saved in files).
+    """
+
+    def __init__(self, d, metric=METRIC_L2):
+        d = int(d)
+        if d < 1:
+            raise ValueError(f"dimension d must be >= 1, got {d}")
+        self.d = d
+        self.metric_type = as_metric(metric)
+        self.params = SearchParams(num_threads=1)
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ metric helpers
+    @property
+    def metric(self):
+        return metric_name(self.metric_type)
+
+    @property
+    def _is_ip(self):
+        return self.metric_type in (METRIC_INNER_PRODUCT, METRIC_COSINE)
+
+    def _prep(self, x, what="x"):
+        x = as_vectors(x, self.d, what)
+        if self.metric_type == METRIC_COSINE:
+            x = normalize_rows(x)
+        return x
+
+    def _keys_to_distances(self, keys):
+        """Internal keys (smaller better) -> FAISS distances (L2: squared; IP: similarity)."""
+        if self._is_ip:
+            d = -keys
+            d[~np.isfinite(keys)] = -np.inf
+            return d
+        return keys
+
+    def _resolve(self, params):
+        if params is None:
+            params = SearchParams()
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be a vqindex.SearchParams, got {type(params).__name__}")
+        return params.merged(self.params).validate()
+
+    # ------------------------------------------------------------------ public verbs
+    def search(self, x, k, params=None):
+        """k nearest neighbours: (D float32 (nq, k), I int64 (nq, k)), best first.
+
+        Missing results are id -1 with distance +inf (L2) or -inf (IP/cosine), as in FAISS.
+        """
+        k = check_k(k)
+        x = self._prep(x, "queries")
+        p = self._resolve(params)
+        nq = x.shape[0]
+        if nq == 0 or self.ntotal == 0:
+            fill = -np.inf if self._is_ip else np.inf
+            return np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
+        keys, ids = self._search_keys(x, k, p)
+        return self._keys_to_distances(keys).astype(np.float32), ids
+
+    def range_search(self, x, radius, params=None):
+        """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I)."""
+        x = self._prep(x, "queries")
+        p = self._resolve(params)
+        radius = float(radius)
+        nq = x.shape[0]
+        if nq == 0 or self.ntotal == 0:
+            return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        keys, ids = self._search_keys(x, self.ntotal, p, for_range=True)
+        dist = self._keys_to_distances(keys)
+        ok = (ids >= 0) & ((dist > radius) if self._is_ip else (dist < radius))
+        lims = np.zeros(nq + 1, np.int64)
+        lims[1:] = np.cumsum(ok.sum(axis=1))
+        return lims, dist[ok].astype(np.float32), ids[ok].astype(np.int64)
+
+    def assign(self, x, k, params=None):
+        return self.search(x, k, params)[1]
+
+    def _search_keys(self, x, k, p, for_range=False):
+        raise NotImplementedError
+
+
+class IndexCodes(Index):
+    """An index that stores codec codes with int64 ids (IDMap semantics built in)."""
+
+    def __init__(self, d, codec, metric=METRIC_L2):
+        super().__init__(d, metric)
+        if codec.d != self.d:
+            raise ValueError(f"codec dimension {codec.d} != index dimension {self.d}")
+        self.codec = codec
+        self._codes = np.zeros((0, codec.code_size), np.uint8)
+        self._sf = np.zeros((0, codec.n_acc + 2), np.float32)
+        self._ids = np.zeros(0, np.int64)
+        self._sorted_ids = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def ntotal(self):
+        return int(self._ids.shape[0])
+
+    @property
+    def code_size(self):
+        return self.codec.code_size
+
+    @property
+    def is_trained(self):
+        return True
+
+    @property
+    def ids(self):
+        """The ids of the stored vectors in storage order (read-only view)."""
+        v = self._ids.view()
+        v.flags.writeable = False
+        return v
+
+    # ------------------------------------------------------------------ ids
+    def _id_lookup(self):
+        if self._sorted_ids is None:
+            order = np.argsort(self._ids, kind="stable")
+            self._sorted_ids = (self._ids[order], order)
+        return self._sorted_ids
+
+    def _positions_of(self, ids, must_exist=True):
+        """Storage positions of ids (-1 where absent, or KeyError if must_exist)."""
+        sids, order = self._id_lookup()
+        at = np.searchsorted(sids, ids)
+        at = np.minimum(at, max(len(sids) - 1, 0))
+        found = (len(sids) > 0) & (sids[at] == ids) if len(sids) else np.zeros(len(ids), bool)
+        pos = np.where(found, order[at] if len(sids) else -1, -1)
+        if must_exist and not np.all(found):
+            bad = ids[~found][0]
+            raise KeyError(f"id {int(bad)} is not in the index")
+        return pos
+
+    def _check_new_ids(self, ids):
+        uniq, counts = np.unique(ids, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError(f"add_with_ids: duplicate id {int(uniq[counts > 1][0])} in the batch")
+        if self.ntotal:
+            pos = self._positions_of(ids, must_exist=False)
+            if np.any(pos >= 0):
+                raise ValueError(f"add_with_ids: id {int(ids[pos >= 0][0])} is already in the index")
+
+    def _filter_mask(self, flt):
+        """uint8 mask over storage positions from an allowlist of ids or a bool mask by id."""
+        if flt is None:
+            return np.zeros(0, np.uint8), False
+        arr = np.asarray(flt)
+        if arr.dtype == bool:
+            if arr.ndim != 1:
+                raise ValueError("filter mask must be 1-D (indexed by id)")
+            ok = (self._ids >= 0) & (self._ids < arr.shape[0])
+            mask = np.zeros(self.ntotal, np.uint8)
+            mask[ok] = arr[self._ids[ok]]
+            return mask, True
+        allow = as_ids(arr, what="filter ids")
+        return np.isin(self._ids, allow).astype(np.uint8), True
+
+    # ------------------------------------------------------------------ storage verbs
+    def train(self, x):
+        """A no-op for flat data-oblivious codecs (validates the input)."""
+        self._prep(x, "training vectors")
+        return self
+
+    def _encode(self, x, num_threads):
+        """(codes, scan factors) of already-validated vectors; subclasses add references."""
+        codes = self.codec.encode(x, num_threads=num_threads)
+        return codes, self.codec.scan_factors(codes)
+
+    def add(self, x, num_threads=None):
+        """Add vectors with ids ntotal, ntotal+1, ... (FAISS add)."""
+        x = self._prep(x)
+        with self._lock:
+            ids = np.arange(self._next_id(), self._next_id() + x.shape[0], dtype=np.int64)
+            self._add(x, ids, num_threads)
+
+    def add_with_ids(self, x, ids, num_threads=None):
+        """Add vectors with the given int64 ids (unique, not already present)."""
+        x = self._prep(x)
+        ids = as_ids(ids, x.shape[0])
+        with self._lock:
+            self._check_new_ids(ids)
+            self._add(x, ids, num_threads)
+
+    def _next_id(self):
+        return int(self._ids.max()) + 1 if self.ntotal else 0
+
+    def _add(self, x, ids, num_threads):
+        if not self.is_trained:
+            raise RuntimeError("the index must be trained before add (call train first)")
+        nt = num_threads if num_threads is not None else self.params.num_threads
+        codes, sf = self._encode(x, nt)
+        self._append(codes, sf, ids, x)
+
+    def _append(self, codes, sf, ids, x):
+        self._codes = np.concatenate([self._codes, codes])
+        self._sf = np.concatenate([self._sf, sf])
+        self._ids = np.concatenate([self._ids, ids])
+        self._sorted_ids = None
+
+    def remove_ids(self, sel):
+        """Remove by ids (array) or a selector with `is_member(id)`; returns the count removed."""
+        with self._lock:
+            if hasattr(sel, "is_member"):
+                keep = np.array([not sel.is_member(int(i)) for i in self._ids], dtype=bool)
+            else:
+                ids = as_ids(sel)
+                keep = ~np.isin(self._ids, ids)
+            removed = int((~keep).sum())
+            if removed:
+                self._keep(keep)
+            return removed
+
+    def _keep(self, keep):
+        self._codes = self._codes[keep]
+        self._sf = self._sf[keep]
+        self._ids = self._ids[keep]
+        self._sorted_ids = None
+
+    def reset(self):
+        """Remove every vector (training is kept)."""
+        with self._lock:
+            self._keep(np.zeros(self.ntotal, bool))
+
+    def _references(self, pos):
+        return None
+
+    def reconstruct(self, key):
+        """Decoded vector of one id."""
+        pos = self._positions_of(as_ids([key]))
+        return self._decode_positions(pos)[0]
+
+    def reconstruct_n(self, i0=0, ni=None):
+        """Decoded vectors of ids i0 .. i0+ni-1 (float32 (ni, d))."""
+        ni = self.ntotal - i0 if ni is None else ni
+        pos = self._positions_of(np.arange(i0, i0 + ni, dtype=np.int64))
+        return self._decode_positions(pos)
+
+    def reconstruct_batch(self, ids):
+        return self._decode_positions(self._positions_of(as_ids(ids)))
+
+    def _decode_positions(self, pos):
+        return self.codec.decode(self._codes[pos], reference=self._references(pos))
+
+    def sa_encode(self, x):
+        return self.codec.encode(self._prep(x))
+
+    def sa_decode(self, codes):
+        return self.codec.decode(codes)
+
+    @property
+    def sa_code_size(self):
+        return self.codec.code_size
+
+    # ------------------------------------------------------------------ scan driver
+    def _run_scan(self, queries, k, p, task_query, task_seg0, task_seg1, seg_start, seg_end,
+                  seg_add, for_range=False):
+        """Run the shared top-k scan; merge per-query tasks; map positions to ids."""
+        mask, use_mask = self._filter_mask(p.filter)
+        nq = len(queries)
+        ntasks = len(task_query)
+        kk = k
+        keys = np.empty((ntasks, kk), np.float32)
+        pos = np.empty((ntasks, kk), np.int64)
+        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
+        with threads(p.num_threads):
+            _topk.scan_topk(self._codes, self._sf, self.codec._secs, queries.luts, self.codec.n_acc,
+                            np.float32(a_ell), np.float32(a_ip), task_query, task_seg0, task_seg1,
+                            seg_start, seg_end, seg_add.astype(np.float32), mask, use_mask, keys, pos)
+        if ntasks != nq:  # several tasks per query: merge their heaps
+            per = ntasks // nq
+            keys = keys.reshape(nq, per * kk)
+            pos = pos.reshape(nq, per * kk)
+            order = np.argsort(keys, axis=1, kind="stable")[:, :k]
+            keys = np.take_along_axis(keys, order, 1)
+            pos = np.take_along_axis(pos, order, 1)
+        ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
+        return keys, ids
