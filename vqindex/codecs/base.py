@@ -229,39 +229,75 @@ class Codec:
     def _space_inverse(self, space, w, num_threads):
         raise NotImplementedError
 
-    def _group_table(self, s):
-        """(group, 2**lut_width) field values of each LUT entry, cached per section layout."""
-        key = (s.width, s.group)
+    def _group_table(self, width, group):
+        """(group, 2**(width*group)) field values of each LUT entry, cached per layout."""
+        key = (width, group)
         if key not in self._group_index:
-            u = np.arange(1 << s.lut_width)
+            u = np.arange(1 << (width * group))
             self._group_index[key] = np.stack(
-                [(u >> (t * s.width)) & ((1 << s.width) - 1) for t in range(s.group)])
+                [(u >> (t * width)) & ((1 << width) - 1) for t in range(group)])
         return self._group_index[key]
+
+    def _section_lut(self, s, vs, group):
+        """LUT (nq, ngroups, 2**(width*group)) of one section, `group` fields per entry."""
+        nq = vs.shape[0]
+        ngroups = -(-s.count // group)
+        need = ngroups * group * s.coords
+        if vs.shape[1] < need:
+            vs = np.concatenate([vs, np.zeros((nq, need - vs.shape[1]), np.float32)], axis=1)
+        blocks = vs[:, :need].reshape(nq, ngroups, group, s.coords)
+        proj = blocks @ s.table.T  # (nq, ngroups, group, 2**width)
+        if group == 1:
+            return np.ascontiguousarray(proj[:, :, 0, :])
+        gi = self._group_table(s.width, group)
+        lut = proj[:, :, 0, :][:, :, gi[0]]
+        for t in range(1, group):
+            lut += proj[:, :, t, :][:, :, gi[t]]
+        return lut
+
+    def _spaces(self, v, num_threads):
+        spaces = {0: v}
+        for s in self.sections:
+            if s.space not in spaces:
+                spaces[s.space] = self._space_apply(s.space, v, num_threads)
+        return spaces
 
     def build_luts(self, v, num_threads=1):
         """Flattened LUTs float32 (nq, lut_size) of rotated queries v (nq, D)."""
         nq = v.shape[0]
         luts = np.empty((nq, self.lut_size), np.float32)
-        spaces = {0: v}
+        spaces = self._spaces(v, num_threads)
         for s, row in zip(self.sections, self._secs):
-            if s.space not in spaces:
-                spaces[s.space] = self._space_apply(s.space, v, num_threads)
-            vs = spaces[s.space]
-            need = s.ngroups * s.group * s.coords
-            if vs.shape[1] < need:
-                vs = np.concatenate([vs, np.zeros((nq, need - vs.shape[1]), np.float32)], axis=1)
-            blocks = vs[:, :need].reshape(nq, s.ngroups, s.group, s.coords)
-            proj = blocks @ s.table.T  # (nq, ngroups, group, 2**width)
-            if s.group == 1:
-                lut = proj[:, :, 0, :]
-            else:
-                gi = self._group_table(s)
-                lut = proj[:, :, 0, :][:, :, gi[0]]
-                for t in range(1, s.group):
-                    lut += proj[:, :, t, :][:, :, gi[t]]
+            lut = self._section_lut(s, spaces[s.space], s.group)
             lo = row[4]
-            luts[:, lo : lo + s.ngroups * (1 << s.lut_width)] = lut.reshape(nq, -1)
+            luts[:, lo : lo + lut.shape[1] * lut.shape[2]] = lut.reshape(nq, -1)
         return luts
+
+    @property
+    def supports_fastscan(self):
+        """True when the code is a sum of 4-bit sub-code lookups with one scale (fast-scan)."""
+        return self.n_acc == 1 and all(s.width in (1, 2, 4) for s in self.sections)
+
+    @property
+    def n_nibbles(self):
+        return 2 * self._code_bytes
+
+    def build_nibble_luts(self, v, num_threads=1):
+        """Per-nibble LUTs float32 (nq, 2*code_bytes, 16) for the fast-scan kernels.
+
+        Nibble j of the code bytes (low nibble first) covers 4/width fields of one section;
+        padding nibbles get all-zero rows.
+        """
+        if not self.supports_fastscan:
+            raise ValueError(f"{self.name} codes are not 4-bit decomposable (fast-scan needs "
+                             f"1, 2 or 4-bit fields and one accumulator)")
+        nq = v.shape[0]
+        out = np.zeros((nq, self.n_nibbles, 16), np.float32)
+        spaces = self._spaces(v, num_threads)
+        for s in self.sections:
+            lut = self._section_lut(s, spaces[s.space], 4 // s.width)
+            out[:, 2 * s.byte_off : 2 * s.byte_off + lut.shape[1], :] = lut
+        return out
 
     def prepare_queries(self, xq, reference=None, num_threads=1):
         """Rotate queries once and build their lookup tables.

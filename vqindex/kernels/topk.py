@@ -88,3 +88,53 @@ def scan_topk(codes, sf, secs, luts, n_acc, a_ell, a_ip, task_query, task_seg0, 
                 est = add + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
                 size = heap_push(keys, ids, size, sign * est, i)
         heap_sorted(keys, ids, size, out_keys[t], out_pos[t])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def approx_topk_u16(acc, bias, scale, sf, n_acc, a_ell, a_ip, qadd, mask, use_mask, out_pos):
+    """Shortlist from fast-scan accumulators: key of code i for query q uses
+    ip ~= bias[q] + scale[q] * acc[q, i] times the code's scale (single accumulator).
+
+    acc: uint16 (nq, n); out_pos: int64 (nq, R) positions of the R smallest keys (-1 padded).
+    """
+    nq, n = acc.shape
+    r = out_pos.shape[1]
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    for q in prange(nq):
+        keys = np.empty(r, np.float32)
+        ids = np.empty(r, np.int64)
+        size = 0
+        b = bias[q]
+        s = scale[q]
+        add = qadd[q]
+        for i in range(n):
+            if use_mask and mask[i] == 0:
+                continue
+            ip = sf[i, 0] * (b + s * np.float32(acc[q, i]))
+            est = add + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
+            size = heap_push(keys, ids, size, sign * est, i)
+        tmpk = np.empty(r, np.float32)
+        heap_sorted(keys, ids, size, tmpk, out_pos[q])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def rescore_topk(codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, cand, out_keys, out_pos):
+    """Exact LUT estimates of the shortlisted positions `cand` (nq, R; -1 = none); keep top-k."""
+    nq, r = cand.shape
+    k = out_keys.shape[1]
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    for q in prange(nq):
+        keys = np.empty(k, np.float32)
+        ids = np.empty(k, np.int64)
+        accs = np.zeros(MAX_ACC, np.float32)
+        size = 0
+        lut = luts[q]
+        for t in range(r):
+            i = cand[q, t]
+            if i < 0:
+                continue
+            lut_dot(codes[i], secs, lut, accs)
+            ip = affine(accs, sf[i], n_acc)
+            est = qadd[q] + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
+            size = heap_push(keys, ids, size, sign * est, i)
+        heap_sorted(keys, ids, size, out_keys[q], out_pos[q])
