@@ -333,7 +333,7 @@ def _check_table(header, path):
     return out
 
 
-def _load_arrays(f, path, table, data_start, mmap_names, mmap, size):
+def _load_arrays(f, path, table, data_start, mmap_names, mmap):
     """Arrays by name; those in mmap_names are np.memmap (read-only) when mmap is set."""
     out = {}
     pos = data_start
@@ -394,7 +394,7 @@ def read_index(path, mmap=False, verify=True):
         if (verify or not mmap) and not _digest_matches(f, size):
             raise _err(path, "checksum mismatch: the file is corrupted (sha256 of the contents "
                              "differs from the stored one)")
-        arrays = _load_arrays(f, path, table, data_start, mmap_names, mmap, size)
+        arrays = _load_arrays(f, path, table, data_start, mmap_names, mmap)
     try:
         return _build(desc, arrays, path)
     except IndexFileError:

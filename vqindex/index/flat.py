@@ -63,7 +63,7 @@ class IndexFlatCodes(IndexCodes):
                                       self._sf, self.codec.n_acc, np.float32(a_ell), np.float32(a_ip),
                                       qadd[b0:b1], mask, use_mask, cand)
                 _topk.rescore_topk(self._codes, self._sf, self.codec._secs, queries.luts[b0:b1],
-                                   self.codec.n_acc, np.float32(a_ell), np.float32(a_ip), qadd[b0:b1],
+                                   self.codec.n_acc, np.float32(a_ell), np.float32(a_ip), np.repeat(qadd[b0:b1, None], r, axis=1),
                                    cand, keys[b0:b1], pos[b0:b1])
         ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
         return keys, ids

@@ -8,7 +8,8 @@ list costs only its additive constant (||q - c||^2 or <q, c>).
 import numpy as np
 
 from .._validation import as_vectors
-from ..kernels._threads import resolve_threads
+from ..kernels import scan as _scan
+from ..kernels._threads import resolve_threads, threads
 from .base import IndexCodes
 from .params import METRIC_L2
 
@@ -23,8 +24,12 @@ def _faiss():
 class IndexIVFCodes(IndexCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
+    fastscan = True
+    fastscan_rerank = 8
+
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
         super().__init__(d, codec, metric)
+        self._fs = None
         if codec.center is not None:
             raise ValueError("an IVF codec must not be centred (the list centroids are the reference)")
         nlist = int(nlist)
@@ -108,11 +113,13 @@ class IndexIVFCodes(IndexCodes):
         codes = self.codec.encode(x, reference=ref, num_threads=nt)
         sf = self.codec.scan_factors(codes)
         fc = np.einsum("ij,ij->i", x - ref, ref).astype(np.float32)
-        corr = np.zeros(len(x), np.float32)
-        for l in np.unique(lists):
-            rows = np.flatnonzero(lists == l)
-            q = self.codec.prepare_queries(self.centroids[l:l + 1])
-            corr[rows] = self.codec.estimate(q, codes[rows], metric="ip")[0]
+        # <code, R c> of each vector against its own centroid's LUT (folded into the factors)
+        uniq, which = np.unique(lists, return_inverse=True)
+        cq = self.codec.prepare_queries(self.centroids[uniq], num_threads=nt)
+        corr = np.empty(len(x), np.float32)
+        with threads(nt):
+            _scan.estimate_gather(codes, self.codec._secs, cq.luts, sf, self.codec.n_acc,
+                                  which.astype(np.int64), corr)
         n_acc = self.codec.n_acc
         if self._is_ip:
             sf[:, n_acc + 1] = fc - corr
@@ -134,6 +141,22 @@ class IndexIVFCodes(IndexCodes):
         counts = np.bincount(self._list_of, minlength=self.nlist)
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._sorted_ids = None
+        self._fs = None
+
+    def _fastscan_lists(self):
+        """Block-packed codes of every list (each list padded to 32) and block offsets."""
+        from ..kernels import fastscan as fs
+        if self._fs is None:
+            m = self.codec.n_nibbles
+            raw = np.ascontiguousarray(self._codes[:, : self.codec._code_bytes])
+            nblk = (np.diff(self._offsets) + fs.BLOCK - 1) // fs.BLOCK
+            boff = np.concatenate([[0], np.cumsum(nblk)]).astype(np.int64)
+            blocks = np.zeros((int(boff[-1]), m * 16), np.uint8)
+            for l in np.flatnonzero(nblk):
+                a, b = self._offsets[l], self._offsets[l + 1]
+                blocks[boff[l]:boff[l + 1]] = fs.pack_bitstream_blocks(raw[a:b], m)
+            self._fs = (blocks, boff)
+        return self._fs
 
     def _keep(self, keep):
         super()._keep(keep)
@@ -159,15 +182,70 @@ class IndexIVFCodes(IndexCodes):
         nq = len(queries)
         valid = lists >= 0
         l = np.where(valid, lists, 0)
+        qc_all = x @ self.centroids.T
+        qn = np.einsum("ij,ij->i", x, x)
+        if self._is_ip:
+            add_all = qc_all
+        else:
+            add_all = qn[:, None] - 2.0 * qc_all + self._cnorm2[None, :]
+        add_all = add_all.astype(np.float32)
+        if (self.fastscan and not for_range and self.codec.supports_fastscan
+                and self.ntotal >= 256):
+            return self._search_fastscan(queries, k, p, nt, lists, add_all)
         seg_start = np.where(valid, self._offsets[l], 0).reshape(-1)
         seg_end = np.where(valid, self._offsets[l + 1], 0).reshape(-1)
-        qc = np.take_along_axis(x @ self.centroids.T, l, axis=1)
-        if self._is_ip:
-            seg_add = qc
-        else:
-            qn = np.einsum("ij,ij->i", x, x)[:, None]
-            seg_add = qn - 2.0 * qc + self._cnorm2[l]
+        seg_add = np.take_along_axis(add_all, l, axis=1)
         task_query = np.arange(nq, dtype=np.int64)
         seg0 = task_query * nprobe
         return self._run_scan(queries, k, p, task_query, seg0, seg0 + nprobe, seg_start, seg_end,
                               seg_add.reshape(-1).astype(np.float32), for_range)
+
+    def _search_fastscan(self, queries, k, p, nt, lists, add_all):
+        """Fast-scan over the probed lists, one batched kernel call per list, then exact rescoring.
+
+        The LUT is the same for every list of a query (see the module docstring), so each list
+        is scanned once against all the queries that probe it (query batching).
+        """
+        from ..kernels import fastscan as fs
+        from ..kernels import topk as _topk
+        blocks, boff = self._fastscan_lists()
+        nq = len(queries)
+        r = min(self.ntotal, max(64, self.fastscan_rerank * k))
+        mask, use_mask = self._filter_mask(p.filter)
+        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
+        lut_u8, scale, bias = fs.quantize_lut(self.codec.build_nibble_luts(queries.v, nt))
+        scale = scale.astype(np.float32)
+        bias = bias.astype(np.float32)
+        hkeys = np.empty((nq, r), np.float32)
+        hids = np.empty((nq, r), np.int64)
+        sizes = np.zeros(nq, np.int64)
+        flat_l = lists.reshape(-1)
+        flat_q = np.repeat(np.arange(nq, dtype=np.int64), lists.shape[1])
+        keep = flat_l >= 0
+        flat_l, flat_q = flat_l[keep], flat_q[keep]
+        order = np.argsort(flat_l, kind="stable")
+        flat_l, flat_q = flat_l[order], flat_q[order]
+        starts = np.flatnonzero(np.r_[True, flat_l[1:] != flat_l[:-1]])
+        ends = np.r_[starts[1:], len(flat_l)]
+        fa, fe = np.float32(a_ell), np.float32(a_ip)
+        for a, b in zip(starts, ends):
+            lst = flat_l[a]
+            pos0, pos1 = self._offsets[lst], self._offsets[lst + 1]
+            if pos1 == pos0:
+                continue
+            qs = flat_q[a:b]
+            acc = fs.scan(blocks[boff[lst]:boff[lst + 1]], int(pos1 - pos0), lut_u8[qs])
+            _topk.push_u16(acc, qs, add_all[qs, lst], bias, scale, self._sf, int(pos0),
+                           self.codec.n_acc, fa, fe, mask, use_mask, hkeys, hids, sizes)
+        cand = np.full((nq, r), -1, np.int64)
+        for q in range(nq):  # heap contents (unordered) -> candidate rows
+            cand[q, : sizes[q]] = hids[q, : sizes[q]]
+        cand_list = self._list_of[np.maximum(cand, 0)]
+        cand_add = np.take_along_axis(add_all, cand_list, axis=1).astype(np.float32)
+        keys = np.empty((nq, k), np.float32)
+        pos = np.empty((nq, k), np.int64)
+        with threads(nt):
+            _topk.rescore_topk(self._codes, self._sf, self.codec._secs, queries.luts,
+                               self.codec.n_acc, fa, fe, cand_add, cand, keys, pos)
+        ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
+        return keys, ids

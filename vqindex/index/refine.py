@@ -50,7 +50,7 @@ class IndexRefine(Index):
     def remove_ids(self, sel):
         n = self.base.remove_ids(sel)
         if n:
-            keep = np.isin(self._vec_ids, self.base._ids)
+            keep = np.isin(self._vec_ids, self.base.ids)
             self._vectors = np.asarray(self._vectors)[keep]
             self._vec_ids = self._vec_ids[keep]
             self._sorted = None

@@ -149,25 +149,61 @@ def quantize_lut(lut):
     ``|score - (bias + scale * acc)| <= m * scale / 2`` (rounding), plus float32 rounding
     of bias/scale.  Requires m < 65535.
     """
-    a = np.asarray(lut, dtype=np.float64)
+    a = np.asarray(lut)
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or a.shape[2] != 16:
         raise ValueError(f"lut must be (nq, m, 16); got shape {np.shape(lut)}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
     if not np.isfinite(a).all():
         raise ValueError("lut contains NaN or Inf")
     nq, m, _ = a.shape
     if m >= 65535:
         raise ValueError(f"m={m} too large for uint16 accumulation")
-    mins = a.min(axis=2, keepdims=True)
-    shifted = a - mins
-    ranges = shifted.max(axis=2)  # (nq, m)
-    scale = np.maximum(ranges.sum(axis=1) / (65535.0 - m), ranges.max(axis=1, initial=0.0) / 255.0)
-    scale = np.where(scale > 0, scale, 1.0)
-    q = np.rint(shifted / scale[:, None, None])
-    lut_u8 = np.clip(q, 0, 255).astype(np.uint8)
-    bias = mins[:, :, 0].sum(axis=1)
+    lut_u8 = np.empty((nq, m, 16), np.uint8)
+    scale = np.empty(nq, np.float64)
+    bias = np.empty(nq, np.float64)
+    _quantize_lut_numba(a, lut_u8, scale, bias)
     return lut_u8, scale.astype(np.float32), bias.astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _quantize_lut_numba(a, out, scale, bias):  # pragma: no cover - compiled
+    """Kernel of quantize_lut: per-row min shift, one scale per query, round to uint8."""
+    nq, m, _ = a.shape
+    mins = np.empty(m, np.float64)
+    for q in range(nq):
+        rsum = 0.0
+        rmax = 0.0
+        b = 0.0
+        for j in range(m):
+            lo = np.float64(a[q, j, 0])
+            hi = lo
+            for x in range(1, 16):
+                v = np.float64(a[q, j, x])
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            mins[j] = lo
+            b += lo
+            rsum += hi - lo
+            if hi - lo > rmax:
+                rmax = hi - lo
+        sc = max(rsum / (65535.0 - m), rmax / 255.0)
+        if not sc > 0:
+            sc = 1.0
+        inv = 1.0 / sc
+        for j in range(m):
+            for x in range(16):
+                v = np.rint((np.float64(a[q, j, x]) - mins[j]) * inv)
+                if v > 255.0:
+                    v = 255.0
+                if v < 0.0:
+                    v = 0.0
+                out[q, j, x] = np.uint8(v)
+        scale[q] = sc
+        bias[q] = b
 
 
 def quantization_error_bound(scale, m):

@@ -119,7 +119,11 @@ def approx_topk_u16(acc, bias, scale, sf, n_acc, a_ell, a_ip, qadd, mask, use_ma
 
 @njit(cache=True, nogil=True, parallel=True)
 def rescore_topk(codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, cand, out_keys, out_pos):
-    """Exact LUT estimates of the shortlisted positions `cand` (nq, R; -1 = none); keep top-k."""
+    """Exact LUT estimates of the shortlisted positions `cand` (nq, R; -1 = none); keep top-k.
+
+    qadd: float32 (nq, R), the additive constant of each candidate (its list's ||q-c||^2 or
+    <q,c>; the same for every candidate of a flat index).
+    """
     nq, r = cand.shape
     k = out_keys.shape[1]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
@@ -135,6 +139,33 @@ def rescore_topk(codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, cand, out_keys
                 continue
             lut_dot(codes[i], secs, lut, accs)
             ip = affine(accs, sf[i], n_acc)
-            est = qadd[q] + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
+            est = qadd[q, t] + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
             size = heap_push(keys, ids, size, sign * est, i)
         heap_sorted(keys, ids, size, out_keys[q], out_pos[q])
+
+
+@njit(cache=True, nogil=True)
+def push_u16(acc, qs, pair_add, bias, scale, sf, pos0, n_acc, a_ell, a_ip, mask, use_mask,
+             keys, ids, sizes):
+    """Push the fast-scan estimates of one IVF list into the running per-query heaps.
+
+    acc: uint16 (len(qs), n_list) accumulators of the queries qs against the list's codes,
+    whose storage positions start at pos0; pair_add: the list's additive constant per query.
+    """
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    for t in range(qs.shape[0]):
+        q = qs[t]
+        b = bias[q]
+        s = scale[q]
+        add = pair_add[t]
+        kq = keys[q]
+        iq = ids[q]
+        size = sizes[q]
+        for i in range(acc.shape[1]):
+            pos = pos0 + i
+            if use_mask and mask[pos] == 0:
+                continue
+            ip = sf[pos, 0] * (b + s * np.float32(acc[t, i]))
+            est = add + a_ell * sf[pos, n_acc] + (np.float32(1.0) - a_ell) * sf[pos, n_acc + 1] + a_ip * ip
+            size = heap_push(kq, iq, size, sign * est, pos)
+        sizes[q] = size
