@@ -336,7 +336,6 @@ def _check_table(header, path):
 def _load_arrays(f, path, table, data_start, mmap_names, mmap):
     """Arrays by name; those in mmap_names are np.memmap (read-only) when mmap is set."""
     out = {}
-    pos = data_start
     for name, (dtype, shape, off, nbytes) in table.items():
         at = data_start + off
         if mmap and name in mmap_names and nbytes:
