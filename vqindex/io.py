@@ -354,7 +354,8 @@ def _load_arrays(f, path, table, data_start, mmap_names, mmap):
 def read_index(path, mmap=False, verify=True):
     """Load an index written by `write_index`.
 
-    mmap=False: every array is read into memory and the sha256 checksum is always verified.
+    mmap=False: every array is read into memory and the sha256 checksum is always verified
+    (a hashing pass over the file, then the array reads, which then hit the OS page cache).
     mmap=True: the codes (and a Refine index's float vectors) are mapped read-only with
     `np.memmap` instead of read; the index searches them in place, and `add` / `remove_ids`
     build new in-memory arrays (copy-on-write), leaving the file untouched. With verify=True
