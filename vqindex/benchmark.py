@@ -477,7 +477,7 @@ def run_sweep(opts, log=print):
     log(f"# sweep {ds.name}: n={n} d={d} metric={ds.metric} k={k} threads={opts.threads} "
         f"build_threads={build_threads} batch nq={nq} (flat scans {nq_slow}); single queries: "
         f"at most {single_cap} ({single_cap_slow} for flat scans) and {opts.single_budget_s:g} s "
-        f"per point (>= 20 queries); Recall@1@k from a k=64 search on {r1_nq} queries")
+        f"per point (>= 20 queries); Recall@1@k from a k=64 search on {r1_nq} queries ({min(r1_nq, nq_slow)} for flat scans)")
 
     results = []
     total = sum(1 + len(c.grid) for c in configs)
@@ -554,6 +554,7 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
     cap = single_cap_slow if cfg.slow else single_cap
     if m.single_cap is not None:
         cap = min(cap, m.single_cap)
+    r1n = min(r1_nq, qn)  # flat scans: the k=64 search uses the (fewer) batch queries too
     q = np.ascontiguousarray(xq[:qn])
     with _Threads(opts.threads):
         for qp in cfg.grid:
@@ -564,7 +565,7 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
                 m.search(q[:1], k, qp)
                 ids, t_b = _time_batch(m, q, k, qp)
                 ids_s, t_s = _time_single(m, q, k, qp, cap, opts.single_budget_s)
-                ids64 = m.search(np.ascontiguousarray(xq[:r1_nq]), min(64, n), qp)
+                ids64 = m.search(np.ascontiguousarray(xq[:r1n]), min(64, n), qp)
             except Exception as e:
                 msg = f"{label} {qp}: search failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
                 notes.append(msg)
@@ -583,10 +584,10 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
                    "id_recall": id_recall(ids, ds.neighbors[:qn], k),
                    "recall_single": ann_recall(np.asarray(ids_s, np.int64), ds.test[:len(ids_s)], ds.train,
                                                gt_dist[:len(ids_s)], k, ds.metric),
-                   "recall_1_at": recall_1_at(np.asarray(ids64, np.int64), ds.neighbors[:r1_nq]),
+                   "recall_1_at": recall_1_at(np.asarray(ids64, np.int64), ds.neighbors[:r1n]),
                    "qps_batch": qn / t_b if t_b > 0 else None,
                    "qps_single": len(ids_s) / t_s if t_s > 0 else None,
-                   "nq_batch": int(qn), "nq_single": int(len(ids_s)), "nq_r1": int(r1_nq),
+                   "nq_batch": int(qn), "nq_single": int(len(ids_s)), "nq_r1": int(r1n),
                    "note": cfg.note or getattr(m, "note", "")}
             rows.append(row)
             log(_row_line(row))
