@@ -244,3 +244,17 @@ def test_concurrent_searches_equal_serial(text):
     [t.join() for t in ts]
     for o in out:
         np.testing.assert_array_equal(o, want)
+
+
+def test_ground_truth_and_recall_helpers_work_with_faiss_contrib(text):
+    from faiss.contrib import evaluation
+
+    xb, xq, gt = text
+    D, I = vqindex.knn_ground_truth(xq, xb, 10, vqindex.METRIC_COSINE)
+    assert I.dtype == np.int64 and D.dtype == np.float32
+    assert vqindex.recall_at_k(I, gt) >= 0.99  # the file's ground truth is exact cosine
+    index = vqindex.index_factory(384, "EDEN4", vqindex.METRIC_COSINE)
+    index.add(xb)
+    Dq, Iq = index.search(xq, 10)
+    inter = evaluation.knn_intersection_measure(Iq, I)
+    assert abs(inter - vqindex.recall_at_k(Iq, I)) < 1e-9

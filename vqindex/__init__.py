@@ -6,12 +6,17 @@ BlockQuant codes. See README.md and ../shared/spec/codecs.md for the math.
 from . import datasets
 from .codecs import BlockQuant, Codec, EDEN, RaBitQ, Rotation, TurboQuantMSE, TurboQuantProd
 from .factory import codec_factory, index_factory
+from .io import IndexFileError, read_index, write_index
 from .index import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, Index, IndexFlatCodes,
                     IndexIVFCodes, IndexRefine, SearchParams)
+
+from .index.hnsw import IndexHNSWCodes
+from .evaluation import knn_ground_truth, recall_at_k
 
 __version__ = "0.1.0"
 
 __all__ = ["BlockQuant", "Codec", "EDEN", "RaBitQ", "Rotation", "TurboQuantMSE",
            "TurboQuantProd", "codec_factory", "index_factory", "datasets", "Index",
            "IndexFlatCodes", "IndexIVFCodes", "IndexRefine", "SearchParams", "METRIC_L2",
-           "METRIC_INNER_PRODUCT", "METRIC_COSINE"]
+           "METRIC_INNER_PRODUCT", "METRIC_COSINE", "read_index", "write_index", "IndexFileError",
+           "IndexHNSWCodes", "knn_ground_truth", "recall_at_k"]

@@ -25,7 +25,7 @@ class IndexIVFCodes(IndexCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
     fastscan = True
-    fastscan_rerank = 8
+    fastscan_rerank = 4
 
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
         super().__init__(d, codec, metric)
@@ -210,7 +210,7 @@ class IndexIVFCodes(IndexCodes):
         from ..kernels import topk as _topk
         blocks, boff = self._fastscan_lists()
         nq = len(queries)
-        r = min(self.ntotal, max(64, self.fastscan_rerank * k))
+        r = min(self.ntotal, max(32, self.fastscan_rerank * k))
         mask, use_mask = self._filter_mask(p.filter)
         a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
         lut_u8, scale, bias = fs.quantize_lut(self.codec.build_nibble_luts(queries.v, nt))
