@@ -21,7 +21,8 @@ parameters, honouring the thread count:
              Threads: rayon's RAYON_NUM_THREADS, fixed at first use in the process.
 
 Angular data arrive L2-normalised; faiss/hnswlib/rabitqlib then use inner product (faiss
-HNSW-RaBitQ: L2, equivalent ranking on unit vectors).
+HNSW-RaBitQ: L2, equivalent ranking on unit vectors). rabitqlib needs d % 64 == 0 and turbovec
+d % 8 == 0: other dimensions are zero-padded (exact for inner products and L2; noted per row).
 """
 import os
 import re
@@ -91,6 +92,17 @@ def _saved_size(save, tmpdir, name):
     size = os.path.getsize(path)
     os.remove(path)
     return size
+
+
+def _pad(x, multiple):
+    """Zero-pad columns to a multiple of `multiple` (inner products and L2 distances unchanged)."""
+    d = x.shape[1]
+    dp = -(-d // multiple) * multiple
+    if dp == d:
+        return np.ascontiguousarray(x, np.float32)
+    out = np.zeros((x.shape[0], dp), np.float32)
+    out[:, :d] = x
+    return out
 
 
 def _kmeans(x, nlist, metric, seed=1234):
@@ -214,7 +226,11 @@ def _rabitqlib_cls(Method):
 
         def build(self, x):
             import rabitqlib
+            d0 = x.shape[1]
+            x = _pad(x, 64)  # its FhtKacRotator needs d % 64 == 0; zero padding is exact
+            self.pad = x.shape[1]
             n, d = x.shape
+            self.note = f"zero-padded d {d0} -> {d}" if d != d0 else ""
             metric = "l2" if self.metric == "euclidean" else "ip"
             bt = getattr(self, "build_threads", self.threads)
             desc = self.config.index
@@ -238,13 +254,15 @@ def _rabitqlib_cls(Method):
                 self.index.build(x, 100, num_threads=bt)
                 self.kind_ = "symqg"
                 self.kind = "codes+rerank"  # SymphonyQG keeps the float vectors for exact rerank
-                self.note = "SymqgIndex(quantization_bits=0), ef_construction=100; stores float vectors"
+                self.note = ("SymqgIndex(quantization_bits=0), ef_construction=100; stores float vectors; "
+                             + self.note).strip("; ")
             else:
                 raise ValueError(f"rabitqlib config must be IVF<n>,RaBitQ<b>, HNSW<M>,RaBitQ<b> "
                                  f"or SymQG<R>, got {desc!r}")
 
         def search(self, q, k, qp):
             t = self.threads
+            q = _pad(q, 64)
             if self.kind_ == "ivf":
                 res = self.index.search(q, k, int(qp.get("nprobe", 16)), num_threads=t)
             elif self.kind_ == "hnsw":
@@ -276,6 +294,8 @@ def _turbovec_cls(Method):
             m = re.match(r"^TQ(\d)(\+cal)?$", self.config.index, re.I)
             if not m:
                 raise ValueError(f"turbovec config must be TQ<b> or TQ<b>+cal, got {self.config.index!r}")
+            d0 = x.shape[1]
+            x = _pad(x, 8)  # turbovec needs d % 8 == 0; zero padding is exact
             self.index = turbovec.TurboQuantIndex(x.shape[1], int(m.group(1)))
             if m.group(2):
                 rng = np.random.default_rng(0)
@@ -283,9 +303,11 @@ def _turbovec_cls(Method):
             self.index.add(x)
             self.index.prepare()
             self.note = f"rayon threads from RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}"
+            if x.shape[1] != d0:
+                self.note += f"; zero-padded d {d0} -> {x.shape[1]}"
 
         def search(self, q, k, qp):
-            return np.asarray(self.index.search(q, k)[1], np.int64)
+            return np.asarray(self.index.search(_pad(q, 8), k)[1], np.int64)
 
         def file_size(self, tmpdir):
             return _saved_size(lambda p: self.index.write(p, durable=False), tmpdir, "t.tv"), True

@@ -220,13 +220,38 @@ class VQIndexMethod(Method):
             except ImportError as e:
                 raise RuntimeError(f"vqindex HNSW not available ({e})") from None
 
+    #: k-means centroids shared by the IVF configs of one sweep: (id(x), nlist, metric) ->
+    #: (centroids, seconds the k-means took); cleared by run_sweep. Each config's build_s
+    #: still includes the k-means time, so build times stay comparable.
+    centroid_cache = {}
+
     def build(self, x):
         import vqindex
+        from vqindex.index import IndexIVFCodes, IndexRefine
         from vqindex.index.params import METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2
         m = {"angular": METRIC_COSINE, "euclidean": METRIC_L2, "ip": METRIC_INNER_PRODUCT}[self.metric]
-        self.index = vqindex.index_factory(x.shape[1], self.config.index, m)
-        self.index.train(x)
-        self.index.add(x, num_threads=self.threads)
+        bt = getattr(self, "build_threads", self.threads)
+        index = vqindex.index_factory(x.shape[1], self.config.index, m)
+        base = index.base if isinstance(index, IndexRefine) else index
+        self.extra_build_s = 0.0
+        if isinstance(base, IndexIVFCodes):
+            key = (id(x), base.nlist, m)
+            hit = self.centroid_cache.get(key)
+            if hit is None:
+                t0 = time.perf_counter()
+                base.train(x)
+                self.centroid_cache[key] = (np.array(base.centroids), time.perf_counter() - t0)
+            else:
+                import faiss
+                cent, secs = hit
+                q = faiss.IndexFlatIP(base.d) if base._is_ip else faiss.IndexFlatL2(base.d)
+                q.add(cent)
+                new = IndexIVFCodes(base.d, base.codec, base.nlist, m, quantizer=q)
+                index = IndexRefine(new, index.params.k_factor) if index is not base else new
+                self.extra_build_s = secs
+        index.train(x)
+        index.add(x, num_threads=bt)
+        self.index = index
 
     def search(self, q, k, qp):
         from vqindex import SearchParams
@@ -289,7 +314,7 @@ class SweepOptions:
     n: int = None
     methods: tuple = ("vqindex", "faiss", "hnswlib", "rabitqlib", "turbovec")
     threads: int = 1
-    build_threads: int = None   # default: threads
+    build_threads: int = None   # default: every core (os.cpu_count()); builds are not timed per thread
     k: int = 10
     out: str = None
     configs: list = None        # Config list replacing the defaults of the methods it names
@@ -298,7 +323,8 @@ class SweepOptions:
     nq_slow: int = 200          # batch queries for flat scans ("slow" configs)
     single_cap: int = 1000      # at most this many one-query-per-call searches...
     single_cap_slow: int = 200  # ...and this many for flat scans
-    single_budget_s: float = 3.0  # ...and stop after this many seconds (at least 20 queries)
+    single_budget_s: float = 2.0  # ...and stop after this many seconds (at least 20 queries)
+    batch_budget_s: float = 4.0   # a batch projected to take longer runs fewer queries (>= 50)
     r1_nq: int = 500            # queries for the k=64 Recall@1@k search
     progress: bool = True
 
@@ -419,7 +445,7 @@ def run_sweep(opts, log=print):
     single_cap = 20 if quick else opts.single_cap
     single_cap_slow = 20 if quick else opts.single_cap_slow
     r1_nq = min(nq, 50 if quick else opts.r1_nq)
-    build_threads = opts.build_threads or opts.threads
+    build_threads = opts.build_threads or os.cpu_count() or 1
     notes = []
     gt_dist = ds.distances
     note = _check_distances(ds)
@@ -466,6 +492,7 @@ def run_sweep(opts, log=print):
             "threads": opts.threads, "build_threads": build_threads, "quick": quick,
             "nq_batch": nq, "nq_batch_slow": nq_slow, "single_cap": single_cap,
             "single_cap_slow": single_cap_slow, "single_budget_s": opts.single_budget_s,
+            "batch_budget_s": opts.batch_budget_s,
             "r1_nq": r1_nq, "epsilon": EPSILON, "nlist_default": default_nlist(n),
             "python": sys.version.split()[0], "cpu_count": os.cpu_count(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -480,6 +507,7 @@ def run_sweep(opts, log=print):
         f"per point (>= 20 queries); Recall@1@k from a k=64 search on {r1_nq} queries ({min(r1_nq, nq_slow)} for flat scans)")
 
     results = []
+    VQIndexMethod.centroid_cache.clear()
     total = sum(1 + len(c.grid) for c in configs)
     bar = None
     if opts.progress:
@@ -503,6 +531,7 @@ def run_sweep(opts, log=print):
     finally:
         if bar is not None:
             bar.close()
+        VQIndexMethod.centroid_cache.clear()
         try:
             for f in os.listdir(tmpdir):
                 os.remove(os.path.join(tmpdir, f))
@@ -537,7 +566,7 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
         with _Threads(build_threads):
             t0 = time.perf_counter()
             m.build(xb)
-            build_s = time.perf_counter() - t0
+            build_s = time.perf_counter() - t0 + getattr(m, "extra_build_s", 0.0)
         size, exact = m.file_size(tmpdir)
     except Exception as e:
         msg = f"{label}: build failed or unavailable: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
@@ -563,9 +592,18 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
             try:
                 m.search(q[:2], k, qp)       # warm-up (JIT compile, caches)
                 m.search(q[:1], k, qp)
-                ids, t_b = _time_batch(m, q, k, qp)
+                qb = q
+                if opts.batch_budget_s and len(q) > 50:
+                    # probe: a slow point runs fewer batch queries (>= 50) to stay in budget
+                    t0 = time.perf_counter()
+                    m.search(q[:20], k, qp)
+                    per_q = (time.perf_counter() - t0) / 20
+                    if per_q * len(q) > opts.batch_budget_s:
+                        qb = q[:max(50, int(opts.batch_budget_s / max(per_q, 1e-9)))]
+                ids, t_b = _time_batch(m, qb, k, qp)
                 ids_s, t_s = _time_single(m, q, k, qp, cap, opts.single_budget_s)
-                ids64 = m.search(np.ascontiguousarray(xq[:r1n]), min(64, n), qp)
+                r1q = min(r1n, len(qb))
+                ids64 = m.search(np.ascontiguousarray(xq[:r1q]), min(64, n), qp)
             except Exception as e:
                 msg = f"{label} {qp}: search failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
                 notes.append(msg)
@@ -574,20 +612,21 @@ def _run_config(cfg, ds, train_n, test_n, gt_dist, k, opts, nq, nq_slow, single_
                     bar.update(1)
                 continue
             ids = np.asarray(ids, np.int64)
+            qn_pt = len(qb)
             row = {"method": cfg.method, "family": m.family, "kind": m.kind, "index": cfg.index,
                    "query_params": dict(qp), "k": k, "threads": opts.threads,
                    "build_threads": build_threads, "dataset": meta["dataset"], "n": int(n),
                    "d": int(ds.d), "metric": ds.metric, "build_s": build_s,
                    "bytes_per_vector": bpv, "bytes_exact": bool(exact),
                    "index_bytes": int(size) if size else None,
-                   "recall": ann_recall(ids, ds.test[:qn], ds.train, gt_dist[:qn], k, ds.metric),
-                   "id_recall": id_recall(ids, ds.neighbors[:qn], k),
+                   "recall": ann_recall(ids, ds.test[:qn_pt], ds.train, gt_dist[:qn_pt], k, ds.metric),
+                   "id_recall": id_recall(ids, ds.neighbors[:qn_pt], k),
                    "recall_single": ann_recall(np.asarray(ids_s, np.int64), ds.test[:len(ids_s)], ds.train,
                                                gt_dist[:len(ids_s)], k, ds.metric),
-                   "recall_1_at": recall_1_at(np.asarray(ids64, np.int64), ds.neighbors[:r1n]),
-                   "qps_batch": qn / t_b if t_b > 0 else None,
+                   "recall_1_at": recall_1_at(np.asarray(ids64, np.int64), ds.neighbors[:r1q]),
+                   "qps_batch": qn_pt / t_b if t_b > 0 else None,
                    "qps_single": len(ids_s) / t_s if t_s > 0 else None,
-                   "nq_batch": int(qn), "nq_single": int(len(ids_s)), "nq_r1": int(r1n),
+                   "nq_batch": int(qn_pt), "nq_single": int(len(ids_s)), "nq_r1": int(r1q),
                    "note": cfg.note or getattr(m, "note", "")}
             rows.append(row)
             log(_row_line(row))
@@ -634,7 +673,8 @@ def summary_markdown(report):
          f"k={meta['k']}, threads={meta['threads']}", ""]
     L.append(f"Recall = ann-benchmarks Recall@{meta['k']} (true distance <= k-th true distance + "
              f"{meta['epsilon']:g}). QPS batch: {meta['nq_batch']} queries in one call "
-             f"({meta['nq_batch_slow']} for flat scans); QPS single: one query per call, at most "
+             f"({meta['nq_batch_slow']} for flat scans; a point projected to take over "
+             f"{meta['batch_budget_s']:g} s runs fewer, >= 50: see nq_batch in results.json); QPS single: one query per call, at most "
              f"{meta['single_cap']} queries ({meta['single_cap_slow']} for flat scans) or "
              f"{meta['single_budget_s']:g} s per point. B/vec = saved index file size / n "
              f"(`~` = estimate). Build with {meta['build_threads']} thread(s). Total run "

@@ -51,7 +51,8 @@ def build_parser():
     s.add_argument("--methods", default="vqindex,faiss,hnswlib,rabitqlib,turbovec",
                    help="comma list of vqindex, faiss, hnswlib, rabitqlib, turbovec (default: %(default)s)")
     s.add_argument("--threads", type=int, default=1, help="search threads for every method (default: 1)")
-    s.add_argument("--build-threads", type=int, default=None, help="build threads (default: --threads)")
+    s.add_argument("--build-threads", type=int, default=None,
+                   help="build threads (default: every core; recorded as build_threads)")
     s.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
     s.add_argument("--out", default=None, help="directory for results.json, summary.md, recall_qps.png")
     s.add_argument("--configs", nargs="+", default=None, metavar="METHOD:INDEX[:param=v1,v2...]",
@@ -66,6 +67,8 @@ def build_parser():
                    help="the same for flat scans (default: 200)")
     s.add_argument("--single-budget", type=float, default=2.0,
                    help="stop single queries after this many seconds per point, >= 20 queries (default: 2)")
+    s.add_argument("--batch-budget", type=float, default=4.0,
+                   help="a batch point projected to take longer runs fewer queries, >= 50 (default: 4 s; 0: off)")
     s.add_argument("--r1-nq", type=int, default=500, help="queries for the k=64 Recall@1@k search (default: 500)")
     s.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
@@ -113,6 +116,7 @@ def _cmd_sweep(a):
                           build_threads=a.build_threads, k=a.k, out=a.out, configs=configs,
                           quick=a.quick, nq=a.nq, nq_slow=a.nq_slow, single_cap=a.single_cap,
                           single_cap_slow=a.single_cap_slow, single_budget_s=a.single_budget,
+                          batch_budget_s=a.batch_budget,
                           r1_nq=a.r1_nq, progress=not a.no_progress)
     B.run_sweep(opts)
     return 0
