@@ -143,37 +143,63 @@ def block_quantize(y, codebook, cb_norms, rule, idx, alpha, ell):
 
 
 @njit(cache=True, nogil=True)
+def radix_sort_u32(keys, payload, n, tmp_k, tmp_p):
+    """Sort keys[:n] ascending (LSD radix, 4 passes of 8 bits), carrying payload[:n] along."""
+    counts = np.empty(256, np.int64)
+    for shift in range(0, 32, 8):
+        counts[:] = 0
+        for i in range(n):
+            counts[(keys[i] >> shift) & 255] += 1
+        total = 0
+        for b in range(256):
+            c = counts[b]
+            counts[b] = total
+            total += c
+        for i in range(n):
+            b = (keys[i] >> shift) & 255
+            dst = counts[b]
+            counts[b] = dst + 1
+            tmp_k[dst] = keys[i]
+            tmp_p[dst] = payload[i]
+        for i in range(n):
+            keys[i] = tmp_k[i]
+            payload[i] = tmp_p[i]
+
+
+@njit(cache=True, nogil=True)
 def _rabitq_best_t(absy, order, maxe, t_start, t_end):
     """Exact optimal rescale t in [t_start, t_end] (spec 6.1): merge the sorted event lists.
 
-    absy: |y_i| (float64); order: argsort of absy descending. For a fixed level j the events
-    t = j/|y_i| are ascending along `order`, so the M event lists are merged with a cursor each.
+    absy: |y_i| (float64); order: indices of absy sorted descending. For a fixed level j the
+    events t = j/|y_i| are ascending along `order`, so the M event lists are merged with one
+    cursor each. cos = num/sqrt(den) is compared as num^2/den (num > 0), without sqrt.
     Returns the best t (the cosine is scale invariant, so |y| need not be normalised).
     """
     dim = absy.shape[0]
+    inv = np.empty(dim + 1, np.float64)  # 1/|y| along the sorted order, inf past the end
+    for p in range(dim):
+        a = absy[order[p]]
+        inv[p] = 1.0 / a if a > 0.0 else np.inf
+    inv[dim] = np.inf
     num = 0.0
     den = 0.0
-    # state at t_start
     for i in range(dim):
         e = np.floor(t_start * absy[i])
         if e > maxe:
             e = maxe
         num += (e + 0.5) * absy[i]
         den += (e + 0.5) * (e + 0.5)
-    best_cos = num / np.sqrt(den)
+    best_num2 = num * num
+    best_den = den
     best_t = t_start
-    # cursor per level j = 1..maxe: position in `order` of the next coordinate whose event
-    # j/|y_i| lies in (t_start, t_end]
     cur = np.zeros(maxe + 1, np.int64)
     nxt = np.full(maxe + 1, np.inf)  # time of the next event of each level
     for j in range(1, maxe + 1):
-        # events with j/|y| <= t_start already happened: skip coords with |y| >= j/t_start
         p = 0
         while p < dim and absy[order[p]] * t_start >= j:
             p += 1
         cur[j] = p
-        if p < dim and absy[order[p]] > 0.0:
-            nxt[j] = j / absy[order[p]]
+        nxt[j] = j * inv[p]
     while True:
         bj = 1
         bt = nxt[1]
@@ -185,15 +211,15 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
             break
         p = cur[bj]
         a = absy[order[p]]
-        p += 1
-        cur[bj] = p
-        nxt[bj] = bj / absy[order[p]] if p < dim and absy[order[p]] > 0.0 else np.inf
+        cur[bj] = p + 1
+        nxt[bj] = bj * inv[p + 1]
         # coordinate moves from e = bj-1 to e = bj
         num += a
         den += 2.0 * bj
-        c = num / np.sqrt(den)
-        if c > best_cos:
-            best_cos = c
+        num2 = num * num
+        if num2 * best_den > best_num2 * den:
+            best_num2 = num2
+            best_den = den
             best_t = bt
     return best_t
 
@@ -210,6 +236,10 @@ def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, al
     maxe = (1 << ex_bits) - 1
     for r in prange(n):
         absy = np.empty(dim, np.float64)
+        fkeys = np.empty(dim, np.float32)
+        order = np.empty(dim, np.int64)
+        tmp_k = np.empty(dim, np.uint32)
+        tmp_o = np.empty(dim, np.int64)
         yy = 0.0
         amax = 0.0
         for i in range(dim):
@@ -231,7 +261,13 @@ def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, al
         elif const_t > 0.0:
             t = const_t * np.sqrt(dim) / norm  # const_t = t_c / sqrt(D) in units of |o'|
         else:
-            order = np.argsort(-absy.astype(np.float32))
+            for i in range(dim):  # complemented float bits: ascending key = descending |y|
+                fkeys[i] = np.float32(absy[i])
+                order[i] = i
+            ukeys = fkeys.view(np.uint32)
+            for i in range(dim):
+                ukeys[i] = ~ukeys[i]
+            radix_sort_u32(ukeys, order, dim, tmp_k, tmp_o)
             t_end = (maxe + 10.0) / amax
             t = _rabitq_best_t(absy, order, maxe, t_end * tight_start, t_end)
             t *= 1.0 + 1e-9
