@@ -29,6 +29,10 @@ def _data_path():
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+#: the real-data directory for module-level use (``from conftest import DATA_DIR``)
+DATA_DIR = _data_path()
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     p = _data_path()

@@ -9,7 +9,7 @@ import pytest
 
 import vqindex
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA_DIR as DATA  # $VQINDEX_DATA, else ../shared/data
 TEXT = DATA / "pypi-minilm-384-angular-tiny.hdf5"
 GLOVE = DATA / "glove-50-angular-tiny.hdf5"
 
