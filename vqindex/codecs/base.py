@@ -150,12 +150,18 @@ class Codec:
             reference = as_vectors(reference, self.d, "reference")
             if reference.shape[0] != n:
                 raise ValueError(f"reference has {reference.shape[0]} rows, expected {n}")
-        y = self._rotate_residuals(x, reference, num_threads)
         codes = np.empty((n, self.code_size), np.uint8)
-        with threads(num_threads):
-            fields, factors = self._quantize(y, num_threads)
-            for s, f in zip(self.sections, fields):
-                _bits.pack_fields(np.ascontiguousarray(f, dtype=np.uint16), s.width, codes, s.byte_off)
+        factors = None
+        if reference is None and self.center is None and self.D == self.d:
+            with threads(num_threads):
+                factors = self._encode_fused(x, codes)
+        if factors is None:
+            y = self._rotate_residuals(x, reference, num_threads)
+            with threads(num_threads):
+                fields, factors = self._quantize(y, num_threads)
+                for s, f in zip(self.sections, fields):
+                    _bits.pack_fields(np.ascontiguousarray(f, dtype=np.uint16), s.width, codes,
+                                      s.byte_off)
         if self.center is not None and reference is None:
             fc = (x - self.center).astype(np.float64) @ self.center.astype(np.float64)
             factors = np.concatenate([factors, fc.astype(np.float32)[:, None]], axis=1)
@@ -343,6 +349,10 @@ class Codec:
         return out
 
     # ---------------------------------------------------------------- subclass hooks
+    def _encode_fused(self, x, codes):
+        """Optional one-pass encoder of raw vectors into `codes`; return factors or None."""
+        return None
+
     def _quantize(self, y, num_threads):
         """Return (list of field arrays, one per section), float32 factors (n, len(factor_names))."""
         raise NotImplementedError

@@ -53,5 +53,17 @@ class EDEN(Codec):
         _q.scalar_quantize(y, self._bounds, self.levels, SCALE_RULES[self.scale], idx, alpha, ell)
         return [idx], np.stack([alpha, ell], axis=1)
 
+    def _encode_fused(self, x, codes):
+        args = self.rotation.fused_args()
+        if args is None:
+            return None
+        n = x.shape[0]
+        alpha = np.empty(n, np.float32)
+        ell = np.empty(n, np.float32)
+        if n:
+            _q.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels,
+                                         SCALE_RULES[self.scale], self.bits, codes, alpha, ell)
+        return np.stack([alpha, ell], axis=1)
+
     def _scales(self, fac):
         return fac[:, :2]

@@ -43,6 +43,12 @@ class Rotation:
             self._perms = np.stack([rng.permutation(dim) for _ in range(self.rounds)]).astype(np.int32)
             self._p = 1 << (dim.bit_length() - 1)
 
+    def fused_args(self):
+        """(signs, perms, p) of a fast rotation, for fused kernels; None for Haar."""
+        if self.kind != "fast":
+            return None
+        return self._signs, self._perms, self._p
+
     def params(self):
         """The parameters that rebuild this rotation exactly."""
         return {"dim": self.dim, "kind": self.kind, "seed": self.seed, "rounds": self.rounds}

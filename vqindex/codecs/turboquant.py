@@ -62,6 +62,18 @@ class TurboQuantMSE(Codec):
         _q.scalar_quantize(y, self._bounds, self.levels, 0, idx, alpha, ell)
         return [idx], np.sqrt(ell)[:, None].astype(np.float32)
 
+    def _encode_fused(self, x, codes):
+        args = self.rotation.fused_args()
+        if args is None:
+            return None
+        n = x.shape[0]
+        alpha = np.empty(n, np.float32)
+        ell = np.empty(n, np.float32)
+        if n:
+            _q.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels, 0, self.bits, codes,
+                                         alpha, ell)
+        return np.sqrt(ell)[:, None].astype(np.float32)
+
     def _scales(self, fac):
         norm = fac[:, 0]
         return np.stack([norm / np.float32(math.sqrt(self.D)), norm * norm], axis=1)
