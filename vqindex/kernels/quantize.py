@@ -168,6 +168,24 @@ def radix_sort_u32(keys, payload, n, tmp_k, tmp_p):
             payload[i] = tmp_p[i]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sift_down(heap, key, i, size):
+    """Restore the min-heap property of heap[:size] (ordered by key[heap[.]]) below i."""
+    item = heap[i]
+    kv = key[item]
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and key[heap[c + 1]] < key[heap[c]]:
+            c += 1
+        if key[heap[c]] >= kv:
+            break
+        heap[i] = heap[c]
+        i = c
+    heap[i] = item
+
+
 @njit(cache=True, nogil=True)
 def _rabitq_best_t(absy, order, maxe, t_start, t_end):
     """Exact optimal rescale t in [t_start, t_end] (spec 6.1): merge the sorted event lists.
@@ -202,20 +220,45 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
             p += 1
         cur[j] = p
         nxt[j] = j * inv[p]
+    if maxe <= 8:
+        while True:
+            bj = 1
+            bt = nxt[1]
+            for j in range(2, maxe + 1):
+                if nxt[j] < bt:
+                    bt = nxt[j]
+                    bj = j
+            if bt > t_end:
+                break
+            p = cur[bj]
+            a = absy[order[p]]
+            cur[bj] = p + 1
+            nxt[bj] = bj * inv[p + 1]
+            # coordinate moves from e = bj-1 to e = bj
+            num += a
+            den += 2.0 * bj
+            num2 = num * num
+            if num2 * best_den > best_num2 * den:
+                best_num2 = num2
+                best_den = den
+                best_t = bt
+        return best_t
+    # many levels: a binary min-heap of the levels keyed by their next event time
+    heap = np.empty(maxe, np.int64)
+    for j in range(maxe):
+        heap[j] = j + 1
+    for start in range(maxe // 2 - 1, -1, -1):
+        _sift_down(heap, nxt, start, maxe)
     while True:
-        bj = 1
-        bt = nxt[1]
-        for j in range(2, maxe + 1):
-            if nxt[j] < bt:
-                bt = nxt[j]
-                bj = j
+        bj = heap[0]
+        bt = nxt[bj]
         if bt > t_end:
             break
         p = cur[bj]
         a = absy[order[p]]
         cur[bj] = p + 1
         nxt[bj] = bj * inv[p + 1]
-        # coordinate moves from e = bj-1 to e = bj
+        _sift_down(heap, nxt, 0, maxe)
         num += a
         den += 2.0 * bj
         num2 = num * num
