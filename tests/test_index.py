@@ -258,3 +258,21 @@ def test_ground_truth_and_recall_helpers_work_with_faiss_contrib(text):
     Dq, Iq = index.search(xq, 10)
     inter = evaluation.knn_intersection_measure(Iq, I)
     assert abs(inter - vqindex.recall_at_k(Iq, I)) < 1e-9
+
+
+@pytest.mark.parametrize("desc", ["EDEN4", "BQ4", "IVF16,EDEN4", "IVF16,BQ4"])
+def test_num_threads_gives_the_serial_results(text, desc):
+    # threads split queries or code blocks; every result must be the same as one thread's
+    xb, xq, _ = text
+    index = vqindex.index_factory(384, desc, vqindex.METRIC_COSINE)
+    index.train(xb)
+    index.add(xb, num_threads=2)
+    serial = vqindex.index_factory(384, desc, vqindex.METRIC_COSINE)
+    serial.train(xb)
+    serial.add(xb, num_threads=1)
+    np.testing.assert_array_equal(index._codes, serial._codes)
+    for nq in (1, 37):
+        D1, I1 = index.search(xq[:nq], 10, params=vqindex.SearchParams(num_threads=1, nprobe=8))
+        D2, I2 = index.search(xq[:nq], 10, params=vqindex.SearchParams(num_threads=2, nprobe=8))
+        np.testing.assert_array_equal(I1, I2)
+        np.testing.assert_allclose(D1, D2, rtol=1e-6, atol=1e-6)
