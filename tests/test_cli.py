@@ -99,6 +99,9 @@ def test_quick_sweep(tmp_path):
     assert exact["recall"] == 1.0
     md = (tmp_path / "summary.md").read_text()
     assert "recall >= 0.90" in md and "with float rerank" in md and "codes only" in md
+    (tmp_path / "summary.md").unlink()
+    assert cli.main(["summarize", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.md").read_text() == md
 
 
 def test_custom_configs(tmp_path):

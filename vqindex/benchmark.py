@@ -720,6 +720,8 @@ def summary_markdown(report):
                  f"{r1.get('1', float('nan')):.3f} | {r1.get('8', float('nan')):.3f} | "
                  f"{r1.get('64', float('nan')):.3f} |")
     L.append("")
+    cfg_notes = list(dict.fromkeys(f"{r['method']} {r['index']}: {r['note']}" for r in rows if r.get("note")))
+    notes = list(notes) + cfg_notes
     if notes:
         L.append("## Notes")
         L.append("")

@@ -2,6 +2,7 @@
 
     vqindex-bench sweep --dataset pypi-minilm-384-angular --methods vqindex,faiss,hnswlib \\
         --threads 1 --k 10 --out /tmp/sweep
+    vqindex-bench summarize /tmp/sweep      # summary.md + recall_qps.png again from results.json
     vqindex-bench distortion --dataset glove-50-angular-100k --bits 1,2,3,4 --n 20000 --out DIR
     vqindex-bench encode-time --dims 200,1536,3072 --n 100000 --bits 4 --out DIR
 
@@ -72,6 +73,9 @@ def build_parser():
     s.add_argument("--r1-nq", type=int, default=500, help="queries for the k=64 Recall@1@k search (default: 500)")
     s.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
+    r = sub.add_parser("summarize", help="rewrite summary.md and recall_qps.png from DIR/results.json")
+    r.add_argument("dir", help="a sweep --out directory")
+
     d = sub.add_parser("distortion", help="codec distortion (vNMSE, IP error, bias) vs bits, ours and FAISS")
     d.add_argument("--dataset", required=True, help="data set name or path, or random:<d>")
     d.add_argument("--bits", default="1,2,3,4", help="bit widths (default: %(default)s)")
@@ -119,6 +123,20 @@ def _cmd_sweep(a):
                           batch_budget_s=a.batch_budget,
                           r1_nq=a.r1_nq, progress=not a.no_progress)
     B.run_sweep(opts)
+    return 0
+
+
+def _cmd_summarize(a):
+    from . import benchmark as B
+    path = os.path.join(a.dir, "results.json")
+    if not os.path.isfile(path):
+        raise CLIError(f"{path} not found")
+    with open(path) as f:
+        report = json.load(f)
+    with open(os.path.join(a.dir, "summary.md"), "w") as f:
+        f.write(B.summary_markdown(report))
+    B.plot_recall_qps(report, os.path.join(a.dir, "recall_qps.png"))
+    print(f"wrote {a.dir}/summary.md, recall_qps.png")
     return 0
 
 
@@ -292,7 +310,7 @@ def main(argv=None):
             parser.print_help()
             return 0 if argv else 2
         a = parser.parse_args(argv)
-        cmd = {"sweep": _cmd_sweep, "distortion": _cmd_distortion, "encode-time": _cmd_encode_time}
+        cmd = {"sweep": _cmd_sweep, "summarize": _cmd_summarize, "distortion": _cmd_distortion, "encode-time": _cmd_encode_time}
         return cmd[a.command](a)
     except CLIError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
