@@ -410,9 +410,32 @@ def _time_single(method, q, k, qp, cap, budget):
     return np.asarray(out), t_total
 
 
+def shared_data_dir():
+    """The repository's sibling ../shared/data folder (the lab's data), or None."""
+    p = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return p if p.is_dir() else None
+
+
+def load_dataset(name, **kw):
+    """datasets.load, retried in ../shared/data when $VQINDEX_DATA is unset and the named
+    file is not in the default data directory (as bench/codecs.py does)."""
+    from . import datasets
+    try:
+        return datasets.load(name, **kw)
+    except datasets.DatasetError:
+        alt = shared_data_dir()
+        if alt is None or os.environ.get("VQINDEX_DATA") or "data_dir" in kw:
+            raise
+        try:
+            return datasets.load(name, data_dir=alt, **kw)
+        except datasets.DatasetError:
+            pass
+        raise
+
+
 def _load_dataset(opts):
     from . import datasets
-    ds = datasets.load(opts.dataset, n=opts.n)
+    ds = load_dataset(opts.dataset, n=opts.n)
     if ds.metric not in ("angular", "euclidean", "ip"):
         raise datasets.DatasetError(f"unsupported metric {ds.metric!r}")
     return ds

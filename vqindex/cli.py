@@ -221,8 +221,8 @@ def _cmd_distortion(a):
     if not bits or any(b < 1 or b > 9 for b in bits):
         raise CLIError(f"--bits must be integers in 1..9, got {a.bits!r}")
     if not a.dataset.startswith("random:"):
-        from . import datasets
-        datasets.load(a.dataset, progress=False)  # fail early with the loader's one-line error
+        from .benchmark import load_dataset
+        load_dataset(a.dataset, progress=False)  # fail early with the loader's one-line error
     argv = ["--datasets", a.dataset, "--bits", ",".join(map(str, bits)), "--n", str(a.n),
             "--nq", str(a.nq), "--threads", str(a.threads), "--no-big-encode", "--repeat", "1"]
     if a.codecs:
