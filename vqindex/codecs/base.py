@@ -50,17 +50,34 @@ class Section:
 
 
 class QueryTables:
-    """Prepared queries: rotated query vectors and the flattened LUT of each query."""
+    """Prepared queries: rotated query vectors and their lookup tables (built on first use)."""
 
-    def __init__(self, xq, v, luts, qnorm2, qdotc):
+    def __init__(self, codec, xq, v, qnorm2, qdotc, num_threads=1):
+        self.codec = codec
         self.xq = xq          # float32 (nq, d) raw queries
         self.v = v            # float32 (nq, D) rotated (query - reference)
-        self.luts = luts      # float32 (nq, L)
         self.qnorm2 = qnorm2  # float32 (nq,) ||q - c||^2
         self.qdotc = qdotc    # float32 (nq,) <q, c>
+        self.num_threads = num_threads
+        self._luts = None
+        self._nibble_luts = None
+
+    @property
+    def luts(self):
+        """float32 (nq, codec.lut_size): the scan LUTs (layout `codec._secs`)."""
+        if self._luts is None:
+            self._luts = self.codec.build_luts(self.v, self.num_threads)
+        return self._luts
+
+    @property
+    def nibble_luts(self):
+        """float32 (nq, codec.n_nibbles, 16): per-nibble LUTs (layout `codec._nibble_secs`)."""
+        if self._nibble_luts is None:
+            self._nibble_luts = self.codec.build_nibble_luts(self.v, self.num_threads)
+        return self._nibble_luts
 
     def __len__(self):
-        return self.luts.shape[0]
+        return self.v.shape[0]
 
 
 class Codec:
@@ -101,6 +118,8 @@ class Codec:
         self._secs = np.array(rows, dtype=np.int64).reshape(-1, 6)
         self.lut_size = lut_off
         self._group_index = {}
+        # the whole code part as one run of nibbles: the scan layout of `nibble_luts`
+        self._nibble_secs = np.array([[0, 4, 2 * off, 0, 0, 16]], dtype=np.int64)
 
     @property
     def bits_per_dim(self):
@@ -255,6 +274,16 @@ class Codec:
         proj = blocks @ s.table.T  # (nq, ngroups, group, 2**width)
         if group == 1:
             return np.ascontiguousarray(proj[:, :, 0, :])
+        if s.width * group == 8 and group % 2 == 0:
+            # byte LUT = low-nibble LUT + high-nibble LUT (256 adds instead of 256 * group)
+            half = group // 2
+            gi = self._group_table(s.width, half)
+            nib = [proj[:, :, h * half, :][:, :, gi[0]] for h in range(2)]
+            for h in range(2):
+                for t in range(1, half):
+                    nib[h] = nib[h] + proj[:, :, h * half + t, :][:, :, gi[t]]
+            u = np.arange(256)
+            return nib[0][:, :, u & 15] + nib[1][:, :, u >> 4]
         gi = self._group_table(s.width, group)
         lut = proj[:, :, 0, :][:, :, gi[0]]
         for t in range(1, group):
@@ -321,10 +350,9 @@ class Codec:
         if self.D != self.d:
             r = np.concatenate([r, np.zeros((r.shape[0], self.D - self.d), np.float32)], axis=1)
         v = self.rotation.apply(r, num_threads=num_threads)
-        luts = self.build_luts(v, num_threads)
         qnorm2 = np.einsum("ij,ij->i", r, r, dtype=np.float64).astype(np.float32)
         qdotc = (xq @ c).astype(np.float32) if c is not None else np.zeros(len(xq), np.float32)
-        return QueryTables(xq, v, luts, qnorm2, qdotc)
+        return QueryTables(self, xq, v, qnorm2, qdotc, num_threads)
 
     def estimate(self, queries, codes, metric="ip", num_threads=1):
         """Asymmetric estimates (nq, n): inner products ("ip") or squared L2 distances ("l2").

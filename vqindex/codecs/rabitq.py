@@ -1,7 +1,7 @@
 """RaBitQ (SIGMOD 2024) and Extended RaBitQ (SIGMOD 2025), spec section 6.
 
-Code: a sign plane (bit = y_i > 0) and an ex plane of B-1 bits (e_i, complemented for y_i < 0),
-so uc_i - (2^B - 1)/2 = g_i is the uniform-grid code. The per-vector rescale t is the exact
+Code: a sign plane (bit = y_i > 0) and B-1 bit planes of the extra code (e_i, complemented
+for y_i < 0), so uc_i - (2^B - 1)/2 = g_i is the uniform-grid code. The per-vector rescale t is the exact
 optimum of cos(g, y) (``rescale="optimal"``) or one constant (``"const"``, the fast option).
 """
 import numpy as np
@@ -34,10 +34,13 @@ class RaBitQ(Codec):
         self.rescale = rescale
         half = ((1 << self.bits) - 1) / 2.0
         hi = (1 << (self.bits - 1)) - half
+        # The ex code e (B-1 bits) is stored as B-1 bit planes: g = uc - (2^B-1)/2 is linear in
+        # the bits of uc, so every plane is a 1-bit section with table [0, 2^p] and the whole
+        # code is a sum of 4-bit lookups (fast-scan) at any B. Same bits as FAISS's
+        # sign + packed ex layout (spec 6.1), different order.
         self.sections = [Section(np.array([[-half], [hi]]), 1, self.D)]
-        if self.bits > 1:
-            ex = np.arange(1 << (self.bits - 1), dtype=np.float32)[:, None]
-            self.sections.append(Section(ex, self.bits - 1, self.D))
+        for plane in range(self.bits - 1):
+            self.sections.append(Section(np.array([[0.0], [float(1 << plane)]]), 1, self.D))
         self._finish_layout()
 
     @property
@@ -63,7 +66,7 @@ class RaBitQ(Codec):
         const_t = self._const_t() if self.rescale == "const" else 0.0
         _q.rabitq_quantize(y, self.bits - 1, const_t, SWEEP_START,
                            SCALE_RULES[self.scale], sign, ex, alpha, ell)
-        fields = [sign] if self.bits == 1 else [sign, ex]
+        fields = [sign] + [(ex >> plane) & 1 for plane in range(self.bits - 1)]
         return fields, np.stack([alpha, ell], axis=1)
 
     def _scales(self, fac):

@@ -56,13 +56,15 @@ class IndexFlatCodes(IndexCodes):
         with threads(nt):
             for b0 in range(0, nq, bs):
                 b1 = min(nq, b0 + bs)
-                lut_u8, scale, bias = fs.quantize_lut(self.codec.build_nibble_luts(queries.v[b0:b1]))
+                nl = self.codec.build_nibble_luts(queries.v[b0:b1])
+                lut_u8, scale, bias = fs.quantize_lut(nl)
                 acc = fs.scan(blocks, n, lut_u8, num_threads=nt)
                 cand = np.empty((b1 - b0, r), np.int64)
                 _topk.approx_topk_u16(acc, bias.astype(np.float32), scale.astype(np.float32),
                                       self._sf, self.codec.n_acc, np.float32(a_ell), np.float32(a_ip),
                                       qadd[b0:b1], mask, use_mask, cand)
-                _topk.rescore_topk(self._codes, self._sf, self.codec._secs, queries.luts[b0:b1],
+                _topk.rescore_topk(self._codes, self._sf, self.codec._nibble_secs,
+                                   nl.reshape(b1 - b0, -1),
                                    self.codec.n_acc, np.float32(a_ell), np.float32(a_ip), np.repeat(qadd[b0:b1, None], r, axis=1),
                                    cand, keys[b0:b1], pos[b0:b1])
         ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)

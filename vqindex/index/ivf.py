@@ -213,7 +213,8 @@ class IndexIVFCodes(IndexCodes):
         r = min(self.ntotal, max(32, self.fastscan_rerank * k))
         mask, use_mask = self._filter_mask(p.filter)
         a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        lut_u8, scale, bias = fs.quantize_lut(self.codec.build_nibble_luts(queries.v, nt))
+        nl = queries.nibble_luts
+        lut_u8, scale, bias = fs.quantize_lut(nl)
         scale = scale.astype(np.float32)
         bias = bias.astype(np.float32)
         hkeys = np.empty((nq, r), np.float32)
@@ -245,7 +246,8 @@ class IndexIVFCodes(IndexCodes):
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
         with threads(nt):
-            _topk.rescore_topk(self._codes, self._sf, self.codec._secs, queries.luts,
+            _topk.rescore_topk(self._codes, self._sf, self.codec._nibble_secs,
+                               nl.reshape(nq, -1),
                                self.codec.n_acc, fa, fe, cand_add, cand, keys, pos)
         ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
         return keys, ids
