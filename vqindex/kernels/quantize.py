@@ -7,7 +7,7 @@ TurboQuant_mse), 1 = biased (<y,q>/||q||^2), 2 = unbiased (||y||^2/<y,q>).
 import numpy as np
 from numba import njit, prange
 
-from .rotation import LANES, _fwht_lanes
+from .rotation import LANES, block_chunks, rotate_block
 
 FLT_EPS = 1.1920928955078125e-07
 
@@ -346,59 +346,51 @@ def fast_rotate_scalar_encode(x, signs, perms, p, bounds, levels, rule, width, c
     (n, D) intermediates. Writes the packed fields into codes[:, :ceil(D*width/8)].
     """
     n, dim = x.shape
-    rounds = signs.shape[0]
-    scale = np.float32(1.0 / np.sqrt(p))
-    lanes = LANES
-    nblocks = (n + lanes - 1) // lanes
     bounds32 = bounds.astype(np.float32)
     linear = bounds32.shape[0] <= 31
     nbytes = (dim * width + 7) // 8
-    for blk in prange(nblocks):
-        r0 = blk * lanes
-        m = min(lanes, n - r0)
-        buf = np.zeros((dim, lanes), np.float32)
-        tmp = np.empty((dim, lanes), np.float32)
+    nblocks, nchunks = block_chunks(n)
+    for chunk in prange(nchunks):
+        buf = np.empty((dim, LANES), np.float32)
+        tmp = np.empty((dim, LANES), np.float32)
         yrow = np.empty(dim, np.float32)
         idx = np.empty(dim, np.uint16)
-        for c in range(m):
-            for i in range(dim):
-                buf[i, c] = x[r0 + c, i]
-        for t in range(rounds):
-            for i in range(dim):
-                src = perms[t, i]
-                s = signs[t, src]
-                for c in range(lanes):
-                    tmp[i, c] = buf[src, c] * s
-            _fwht_lanes(tmp, 0, p, scale)
-            if p < dim:
-                _fwht_lanes(tmp, dim - p, p, scale)
-            buf, tmp = tmp, buf
-        for c in range(m):
-            r = r0 + c
-            for i in range(dim):
-                yrow[i] = buf[i, c]
-            yy = sumsq64(yrow)
-            inv = np.float32(np.sqrt(dim / yy)) if yy > FLT_EPS else np.float32(0.0)
-            if linear:
-                _bucketize_linear(yrow, inv, bounds32, idx)
-            else:
-                _bucketize_binary(yrow, inv, bounds32, idx)
-            yq, qq = dot_levels64(yrow, idx, levels)
-            a, e = _alpha_ell(rule, yy, yq, qq, dim)
-            alpha[r] = a
-            ell[r] = e
-            for b in range(nbytes):
-                codes[r, b] = 0
-            acc = np.uint64(0)
-            nbits = 0
-            pos = 0
-            for i in range(dim):
-                acc |= np.uint64(idx[i]) << np.uint64(nbits)
-                nbits += width
-                while nbits >= 8:
-                    codes[r, pos] = np.uint8(acc & np.uint64(255))
-                    acc >>= np.uint64(8)
-                    nbits -= 8
-                    pos += 1
-            if nbits > 0:
-                codes[r, pos] = np.uint8(acc & np.uint64(255))
+        for blk in range(chunk * nblocks // nchunks, (chunk + 1) * nblocks // nchunks):
+            r0 = blk * LANES
+            m = min(LANES, n - r0)
+            res = rotate_block(x, r0, m, signs, perms, p, buf, tmp)
+            for c in range(m):
+                r = r0 + c
+                for i in range(dim):
+                    yrow[i] = res[i, c]
+                yy = sumsq64(yrow)
+                inv = np.float32(np.sqrt(dim / yy)) if yy > FLT_EPS else np.float32(0.0)
+                if linear:
+                    _bucketize_linear(yrow, inv, bounds32, idx)
+                else:
+                    _bucketize_binary(yrow, inv, bounds32, idx)
+                yq, qq = dot_levels64(yrow, idx, levels)
+                a, e = _alpha_ell(rule, yy, yq, qq, dim)
+                alpha[r] = a
+                ell[r] = e
+                _pack_row(idx, width, codes[r], nbytes)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_row(idx, width, row, nbytes):
+    """LSB-first bitstream of idx (width bits each) into row[:nbytes]."""
+    for b in range(nbytes):
+        row[b] = 0
+    acc = np.uint64(0)
+    nbits = 0
+    pos = 0
+    for i in range(idx.shape[0]):
+        acc |= np.uint64(idx[i]) << np.uint64(nbits)
+        nbits += width
+        while nbits >= 8:
+            row[pos] = np.uint8(acc & np.uint64(255))
+            acc >>= np.uint64(8)
+            nbits -= 8
+            pos += 1
+    if nbits > 0:
+        row[pos] = np.uint8(acc & np.uint64(255))

@@ -16,12 +16,11 @@ def _fwht_lanes(a, start, p, scale):
     Radix-4 passes (two butterfly levels per sweep over the buffer), then one radix-2 pass
     when log2(p) is odd; the inner loop runs over the LANES contiguous columns.
     """
-    lanes = a.shape[1]
     h = 1
     while 4 * h <= p:
         for i in range(start, start + p, 4 * h):
             for j in range(i, i + h):
-                for c in range(lanes):
+                for c in range(LANES):
                     x0 = a[j, c]
                     x1 = a[j + h, c]
                     x2 = a[j + 2 * h, c]
@@ -38,14 +37,46 @@ def _fwht_lanes(a, start, p, scale):
     if h < p:
         for i in range(start, start + p, 2 * h):
             for j in range(i, i + h):
-                for c in range(lanes):
+                for c in range(LANES):
                     u = a[j, c]
                     w = a[j + h, c]
                     a[j, c] = u + w
                     a[j + h, c] = u - w
     for j in range(start, start + p):
-        for c in range(lanes):
+        for c in range(LANES):
             a[j, c] *= scale
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rotate_block(x, r0, m, signs, perms, p, buf, tmp):
+    """Rotate rows x[r0:r0+m] (m <= LANES) into the transposed buffer; returns the buffer
+    (buf or tmp, whichever holds the result) of shape (D, LANES)."""
+    dim = x.shape[1]
+    rounds = signs.shape[0]
+    scale = np.float32(1.0 / np.sqrt(p))
+    if m < LANES:
+        buf[:] = 0.0
+    for c in range(m):
+        for i in range(dim):
+            buf[i, c] = x[r0 + c, i]
+    for t in range(rounds):
+        for i in range(dim):
+            src = perms[t, i]
+            s = signs[t, src]
+            for c in range(LANES):
+                tmp[i, c] = buf[src, c] * s
+        _fwht_lanes(tmp, 0, p, scale)
+        if p < dim:
+            _fwht_lanes(tmp, dim - p, p, scale)
+        buf, tmp = tmp, buf
+    return buf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def block_chunks(n):
+    """(number of row blocks of LANES, number of parallel chunks of blocks)."""
+    nblocks = (n + LANES - 1) // LANES
+    return nblocks, min(nblocks, 256)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -55,32 +86,20 @@ def fast_rotate(x, signs, perms, p, out):
     x: float32 (n, D); signs: float32 (T, D); perms: int32 (T, D); p: the largest power of two
     <= D. Each round: multiply by signs, permute, normalised Hadamard on [0, p) and (when
     p < D) on [D - p, D). Orthogonal and O(D log D); deterministic for any thread count.
+    Rows are processed LANES at a time; buffers are allocated once per chunk of blocks.
     """
     n, dim = x.shape
-    rounds = signs.shape[0]
-    scale = np.float32(1.0 / np.sqrt(p))
-    nblocks = (n + LANES - 1) // LANES
-    for blk in prange(nblocks):
-        r0 = blk * LANES
-        m = min(LANES, n - r0)
-        buf = np.zeros((dim, LANES), np.float32)
+    nblocks, nchunks = block_chunks(n)
+    for chunk in prange(nchunks):
+        buf = np.empty((dim, LANES), np.float32)
         tmp = np.empty((dim, LANES), np.float32)
-        for c in range(m):
-            for i in range(dim):
-                buf[i, c] = x[r0 + c, i]
-        for t in range(rounds):
-            for i in range(dim):
-                src = perms[t, i]
-                s = signs[t, src]
-                for c in range(LANES):
-                    tmp[i, c] = buf[src, c] * s
-            _fwht_lanes(tmp, 0, p, scale)
-            if p < dim:
-                _fwht_lanes(tmp, dim - p, p, scale)
-            buf, tmp = tmp, buf
-        for c in range(m):
-            for i in range(dim):
-                out[r0 + c, i] = buf[i, c]
+        for blk in range(chunk * nblocks // nchunks, (chunk + 1) * nblocks // nchunks):
+            r0 = blk * LANES
+            m = min(LANES, n - r0)
+            res = rotate_block(x, r0, m, signs, perms, p, buf, tmp)
+            for c in range(m):
+                for i in range(dim):
+                    out[r0 + c, i] = res[i, c]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -89,25 +108,28 @@ def fast_rotate_inverse(y, signs, perms, p, out):
     n, dim = y.shape
     rounds = signs.shape[0]
     scale = np.float32(1.0 / np.sqrt(p))
-    nblocks = (n + LANES - 1) // LANES
-    for blk in prange(nblocks):
-        r0 = blk * LANES
-        m = min(LANES, n - r0)
-        buf = np.zeros((dim, LANES), np.float32)
+    nblocks, nchunks = block_chunks(n)
+    for chunk in prange(nchunks):
+        buf = np.empty((dim, LANES), np.float32)
         tmp = np.empty((dim, LANES), np.float32)
-        for c in range(m):
-            for i in range(dim):
-                buf[i, c] = y[r0 + c, i]
-        for t in range(rounds - 1, -1, -1):
-            if p < dim:
-                _fwht_lanes(buf, dim - p, p, scale)
-            _fwht_lanes(buf, 0, p, scale)
-            for i in range(dim):
-                j = perms[t, i]
-                s = signs[t, j]
-                for c in range(LANES):
-                    tmp[j, c] = buf[i, c] * s
-            buf, tmp = tmp, buf
-        for c in range(m):
-            for i in range(dim):
-                out[r0 + c, i] = buf[i, c]
+        for blk in range(chunk * nblocks // nchunks, (chunk + 1) * nblocks // nchunks):
+            r0 = blk * LANES
+            m = min(LANES, n - r0)
+            if m < LANES:
+                buf[:] = 0.0
+            for c in range(m):
+                for i in range(dim):
+                    buf[i, c] = y[r0 + c, i]
+            for t in range(rounds - 1, -1, -1):
+                if p < dim:
+                    _fwht_lanes(buf, dim - p, p, scale)
+                _fwht_lanes(buf, 0, p, scale)
+                for i in range(dim):
+                    j = perms[t, i]
+                    s = signs[t, j]
+                    for c in range(LANES):
+                        tmp[j, c] = buf[i, c] * s
+                buf, tmp = tmp, buf
+            for c in range(m):
+                for i in range(dim):
+                    out[r0 + c, i] = buf[i, c]
