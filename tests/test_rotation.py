@@ -86,7 +86,8 @@ def test_fast_rotation_does_not_grow_the_code(name, d):
         b = codec.bits
         expected = {"EDEN": _bytes(d * b) + 8, "TQmse": _bytes(d * b) + 4,
                     "TQprod": _bytes(d * (b - 1)) + _bytes(d) + 8,
-                    "RaBitQ": _bytes(d) + (_bytes(d * (b - 1)) if b > 1 else 0) + 8}
+                    # sign plane + B-1 extra-bit planes, each byte-aligned (fast-scan layout)
+                    "RaBitQ": b * _bytes(d) + 8}
         fam = next(f for f in ("EDEN", "TQmse", "TQprod", "RaBitQ") if name.startswith(f))
         assert codec.code_size == expected[fam]
     assert codec.rotation.dim == codec.D
