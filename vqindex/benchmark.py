@@ -30,7 +30,7 @@ __all__ = ["ann_recall", "id_recall", "recall_1_at", "true_distances", "Config",
            "load_bench_module", "bench_dir", "R1_KS", "EPSILON"]
 
 EPSILON = 1e-3          # ann-benchmarks' distance tolerance for Recall@k
-R1_KS = (1, 2, 4, 8, 16, 32, 64)
+R1_KS = tuple(range(1, 65))  # Recall@1@k for every k in 1..64 (TurboQuant paper)
 THRESHOLDS = (0.80, 0.90, 0.95, 0.99)  # 0.80 added: 4-bit codes alone often stop below 0.90
 
 
@@ -123,10 +123,13 @@ def vqindex_configs(n, d, quick=False):
     if quick:
         return [Config("vqindex", "BQ4", slow=True),
                 Config("vqindex", f"IVF{nl},BQ4,RFlat", _grid(nprobe=_nprobes(nl, (8,)), k_factor=[4]))]
-    cfgs = [Config("vqindex", s, slow=True) for s in ("BQ4", "EDEN4", "RaBitQ4", "TQmse4", "TQprod4", "EDEN2")]
-    cfgs += [Config("vqindex", f"IVF{nl},{c}", _grid(nprobe=npb)) for c in ("BQ4", "EDEN4", "RaBitQ4")]
-    cfgs += [Config("vqindex", f"IVF{nl},{c},RFlat", _grid(nprobe=_nprobes(nl, (16, 32)), k_factor=[2, 4]))
-             for c in ("EDEN2", "BQ4")]
+    cfgs = [Config("vqindex", s, slow=True)
+            for s in ("BQ4", "EDEN4", "RaBitQ4", "RaBitQ5", "TQmse4", "TQprod4", "EDEN2")]
+    npb = _nprobes(nl, (16, 32, 48, 64, 96))
+    cfgs += [Config("vqindex", f"IVF{nl},{c}", _grid(nprobe=npb))
+             for c in ("EDEN4", "RaBitQ4", "RaBitQ5", "BQ4")]
+    cfgs += [Config("vqindex", f"IVF{nl},{c},RFlat", _grid(nprobe=_nprobes(nl, (16, 32, 64)), k_factor=[2, 4]))
+             for c in ("EDEN2", "RaBitQ4")]
     cfgs += [Config("vqindex", f"HNSW32,{c}", _grid(efSearch=[32, 64, 128])) for c in ("BQ4", "EDEN4")]
     return cfgs
 
