@@ -9,6 +9,7 @@ import numpy as np
 
 from .._validation import as_codes, as_vectors
 from ..kernels import bits as _bits
+from ..kernels import quantize as _quant
 from ..kernels import scan as _scan
 from ..kernels._threads import threads
 from .rotation import Rotation
@@ -380,6 +381,22 @@ class Codec:
     def _encode_fused(self, x, codes):
         """Optional one-pass encoder of raw vectors into `codes`; return factors or None."""
         return None
+
+    def _fused_scalar(self, x, codes, rule):
+        """One-pass fast rotation + scalar quantization of a single-section scalar codec.
+
+        Returns (alpha, ell) float32 (n,), or None when the rotation is not the fast one.
+        """
+        args = self.rotation.fused_args()
+        if args is None:
+            return None
+        n = x.shape[0]
+        alpha = np.empty(n, np.float32)
+        ell = np.empty(n, np.float32)
+        if n:
+            _quant.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels, rule, self.bits,
+                                         codes, alpha, ell)
+        return alpha, ell
 
     def _quantize(self, y, num_threads):
         """Return (list of field arrays, one per section), float32 factors (n, len(factor_names))."""

@@ -54,16 +54,8 @@ class EDEN(Codec):
         return [idx], np.stack([alpha, ell], axis=1)
 
     def _encode_fused(self, x, codes):
-        args = self.rotation.fused_args()
-        if args is None:
-            return None
-        n = x.shape[0]
-        alpha = np.empty(n, np.float32)
-        ell = np.empty(n, np.float32)
-        if n:
-            _q.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels,
-                                         SCALE_RULES[self.scale], self.bits, codes, alpha, ell)
-        return np.stack([alpha, ell], axis=1)
+        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale])
+        return None if out is None else np.stack(out, axis=1)
 
     def _scales(self, fac):
         return fac[:, :2]

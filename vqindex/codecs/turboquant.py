@@ -63,16 +63,8 @@ class TurboQuantMSE(Codec):
         return [idx], np.sqrt(ell)[:, None].astype(np.float32)
 
     def _encode_fused(self, x, codes):
-        args = self.rotation.fused_args()
-        if args is None:
-            return None
-        n = x.shape[0]
-        alpha = np.empty(n, np.float32)
-        ell = np.empty(n, np.float32)
-        if n:
-            _q.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels, 0, self.bits, codes,
-                                         alpha, ell)
-        return np.sqrt(ell)[:, None].astype(np.float32)
+        out = self._fused_scalar(x, codes, 0)
+        return None if out is None else np.sqrt(out[1])[:, None].astype(np.float32)
 
     def _scales(self, fac):
         norm = fac[:, 0]
@@ -128,14 +120,13 @@ class TurboQuantProd(Codec):
         alpha = np.empty(n, np.float32)
         ell = np.empty(n, np.float32)
         _q.scalar_quantize(y, self._bounds, self.levels, 0, idx, alpha, ell)
-        norm = np.sqrt(ell)
-        inv = np.where(norm > 0, 1.0 / np.maximum(norm, 1e-30), 0.0).astype(np.float32)
-        u = y * inv[:, None]
-        rho = u - self.levels[idx].astype(np.float32) / np.float32(math.sqrt(self.D))
-        gamma = np.sqrt(np.einsum("ij,ij->i", rho, rho, dtype=np.float64)).astype(np.float32)
-        proj = self._space_apply(1, np.ascontiguousarray(rho), num_threads)
+        norm = np.sqrt(ell).astype(np.float32)
+        rho = np.empty_like(y)
+        gamma = np.empty(n, np.float32)
+        _q.unit_residual(y, idx, self.levels, norm, rho, gamma)
+        proj = self._space_apply(1, rho, num_threads)
         signs = (proj >= 0).astype(np.uint16)
-        return [idx, signs], np.stack([norm.astype(np.float32), gamma], axis=1)
+        return [idx, signs], np.stack([norm, gamma], axis=1)
 
     def _scales(self, fac):
         norm, gamma = fac[:, 0], fac[:, 1]

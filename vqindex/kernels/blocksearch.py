@@ -35,27 +35,15 @@ import threading
 import numpy as np
 from numba import njit, prange
 
+from .quantize import FLT_EPS, _alpha_ell
+
 __all__ = ["block_search_index", "block_quantize_fast", "block_quantize_grid",
            "nearest_grid", "BlockSearchIndex"]
 
-FLT_EPS = 1.1920928955078125e-07
 _PAD = 1e-5          # box padding (z units) against float32 rounding of the lookup
 _R = 3.0             # the grid covers [-R, R]^k; the end intervals are unbounded
 # boxes per coordinate G by block size k (about 2^14 boxes); larger k: brute force
 _GRID_G = {1: 256, 2: 128, 3: 24, 4: 12}
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _alpha_ell(rule, yy, yq, qq, dim):
-    """(alpha, ell) of spec 1.3/1.4 from ||y||^2, <y,q>, ||q||^2 (same as quantize._alpha_ell)."""
-    if yy <= FLT_EPS or yq <= 0.0:
-        return 0.0, 0.0
-    if rule == 0:
-        return np.sqrt(yy / dim), yy
-    if rule == 1:
-        a = yq / qq
-        return a, a * a * qq
-    return yy / yq, yy
 
 
 # ----------------------------------------------------------------------------- build

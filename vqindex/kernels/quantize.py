@@ -220,29 +220,38 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
             p += 1
         cur[j] = p
         nxt[j] = j * inv[p]
-    if maxe <= 8:
-        while True:
-            bj = 1
-            bt = nxt[1]
+    # next level to fire: a linear scan over few levels, a binary min-heap over many
+    use_heap = maxe > 8
+    heap = np.empty(maxe, np.int64)
+    for j in range(maxe):
+        heap[j] = j + 1
+    if use_heap:
+        for start in range(maxe // 2 - 1, -1, -1):
+            _sift_down(heap, nxt, start, maxe)
+    while True:
+        bj = heap[0]
+        if not use_heap:
             for j in range(2, maxe + 1):
-                if nxt[j] < bt:
-                    bt = nxt[j]
+                if nxt[j] < nxt[bj]:
                     bj = j
-            if bt > t_end:
-                break
-            p = cur[bj]
-            a = absy[order[p]]
-            cur[bj] = p + 1
-            nxt[bj] = bj * inv[p + 1]
-            # coordinate moves from e = bj-1 to e = bj
-            num += a
-            den += 2.0 * bj
-            num2 = num * num
-            if num2 * best_den > best_num2 * den:
-                best_num2 = num2
-                best_den = den
-                best_t = bt
-        return best_t
+        bt = nxt[bj]
+        if bt > t_end:
+            break
+        p = cur[bj]
+        a = absy[order[p]]
+        cur[bj] = p + 1
+        nxt[bj] = bj * inv[p + 1]
+        if use_heap:
+            _sift_down(heap, nxt, 0, maxe)
+        # coordinate moves from e = bj-1 to e = bj
+        num += a
+        den += 2.0 * bj
+        num2 = num * num
+        if num2 * best_den > best_num2 * den:
+            best_num2 = num2
+            best_den = den
+            best_t = bt
+    return best_t
     # many levels: a binary min-heap of the levels keyed by their next event time
     heap = np.empty(maxe, np.int64)
     for j in range(maxe):
@@ -394,3 +403,21 @@ def _pack_row(idx, width, row, nbytes):
             pos += 1
     if nbits > 0:
         row[pos] = np.uint8(acc & np.uint64(255))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def unit_residual(y, idx, levels, norm, rho, gamma):
+    """rho = y/||y|| - levels[idx]/sqrt(D) (TurboQuant_prod's QJL input, spec 5), gamma = ||rho||.
+
+    y float32 (n, D); idx uint16 (n, D); levels float64 (K,) in z units; norm (n,) = ||y||.
+    """
+    n, dim = y.shape
+    lv = (levels / np.sqrt(dim)).astype(np.float32)
+    for r in prange(n):
+        inv = np.float32(1.0 / norm[r]) if norm[r] > 0 else np.float32(0.0)
+        acc = 0.0
+        for i in range(dim):
+            v = y[r, i] * inv - lv[idx[r, i]]
+            rho[r, i] = v
+            acc += np.float64(v) * v
+        gamma[r] = np.sqrt(acc)

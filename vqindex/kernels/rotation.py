@@ -48,17 +48,23 @@ def _fwht_lanes(a, start, p, scale):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def load_block(x, r0, m, buf):
+    """Transpose rows x[r0:r0+m] into buf (D, LANES), zero columns past m."""
+    if m < LANES:
+        buf[:] = 0.0
+    for c in range(m):
+        for i in range(x.shape[1]):
+            buf[i, c] = x[r0 + c, i]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def rotate_block(x, r0, m, signs, perms, p, buf, tmp):
     """Rotate rows x[r0:r0+m] (m <= LANES) into the transposed buffer; returns the buffer
     (buf or tmp, whichever holds the result) of shape (D, LANES)."""
     dim = x.shape[1]
     rounds = signs.shape[0]
     scale = np.float32(1.0 / np.sqrt(p))
-    if m < LANES:
-        buf[:] = 0.0
-    for c in range(m):
-        for i in range(dim):
-            buf[i, c] = x[r0 + c, i]
+    load_block(x, r0, m, buf)
     for t in range(rounds):
         for i in range(dim):
             src = perms[t, i]
@@ -115,11 +121,7 @@ def fast_rotate_inverse(y, signs, perms, p, out):
         for blk in range(chunk * nblocks // nchunks, (chunk + 1) * nblocks // nchunks):
             r0 = blk * LANES
             m = min(LANES, n - r0)
-            if m < LANES:
-                buf[:] = 0.0
-            for c in range(m):
-                for i in range(dim):
-                    buf[i, c] = y[r0 + c, i]
+            load_block(y, r0, m, buf)
             for t in range(rounds - 1, -1, -1):
                 if p < dim:
                     _fwht_lanes(buf, dim - p, p, scale)
