@@ -56,6 +56,8 @@ _GRAPH_KEYS = ("levels", "offsets", "neighbors", "cum", "entry_point", "max_leve
 class IndexHNSWCodes(IndexCodes):
     """HNSW (graph built by faiss on floats) searched with code estimates; see module doc."""
 
+    query_chunk = 32  # queries whose LUTs are built and searched together (one thread)
+
     def __init__(self, d, codec, M=32, metric=METRIC_L2, efConstruction=40):
         super().__init__(d, codec, metric)
         M = int(M)
@@ -270,14 +272,20 @@ class IndexHNSWCodes(IndexCodes):
                 else np.ascontiguousarray(queries.qnorm2, np.float32))
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
-        args = (codes, sf, self.codec._secs, queries.luts, self.codec.n_acc, np.float32(a_ell),
-                np.float32(a_ip), qadd, levels, offsets, neighbors, cum, entry, max_level, ef,
-                mask, use_mask)
-        if nt == 1 or nq == 1:
-            _graph._search_range(0, nq, *args, keys, pos)
-        else:
-            with threads(nt) as n_thr:
-                _graph.hnsw_search(*args, min(n_thr, nq), keys, pos)
+        # LUTs are built per chunk of queries so that they stay in cache (a BQ4 LUT at
+        # d = 384 is 196 KB per query)
+        chunk = nq if nt > 1 and nq > 1 else self.query_chunk
+        for c0 in range(0, nq, chunk):
+            c1 = min(nq, c0 + chunk)
+            luts = self.codec.build_luts(queries.v[c0:c1], nt)
+            args = (codes, sf, self.codec._secs, luts, self.codec.n_acc, np.float32(a_ell),
+                    np.float32(a_ip), qadd[c0:c1], levels, offsets, neighbors, cum, entry,
+                    max_level, ef, mask, use_mask)
+            if nt == 1 or c1 - c0 == 1:
+                _graph._search_range(0, c1 - c0, *args, keys[c0:c1], pos[c0:c1])
+            else:
+                with threads(nt) as n_thr:
+                    _graph.hnsw_search(*args, min(n_thr, c1 - c0), keys[c0:c1], pos[c0:c1])
         out_ids = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
         return keys, out_ids
 
