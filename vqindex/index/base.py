@@ -285,10 +285,22 @@ class IndexCodes(Index):
         keys = np.empty((ntasks, kk), np.float32)
         pos = np.empty((ntasks, kk), np.int64)
         a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        with threads(p.num_threads):
-            _topk.scan_topk(self._codes, self._sf, self.codec._secs, queries.luts, self.codec.n_acc,
-                            np.float32(a_ell), np.float32(a_ip), task_query, task_seg0, task_seg1,
-                            seg_start, seg_end, seg_add.astype(np.float32), mask, use_mask, keys, pos)
+        seg_add = seg_add.astype(np.float32)
+        # LUTs are built per chunk of queries (tasks are ordered by query) so that they stay
+        # in cache: a byte LUT is 256 floats per code byte per query
+        nt = resolve_threads(p.num_threads)
+        chunk = max(32, 4 * nt)
+        bounds = np.searchsorted(task_query, np.arange(0, nq + chunk, chunk))
+        with threads(nt):
+            for q0, t0, t1 in zip(range(0, nq, chunk), bounds[:-1], bounds[1:]):
+                if t1 == t0:
+                    continue
+                luts = self.codec.build_luts(queries.v[q0:q0 + chunk], nt)
+                _topk.scan_topk(self._codes, self._sf, self.codec._secs, luts,
+                                self.codec.n_acc, np.float32(a_ell), np.float32(a_ip),
+                                task_query[t0:t1] - q0, task_seg0[t0:t1], task_seg1[t0:t1],
+                                seg_start, seg_end, seg_add, mask, use_mask, keys[t0:t1],
+                                pos[t0:t1])
         if ntasks != nq:  # several tasks per query: merge their heaps
             per = ntasks // nq
             keys = keys.reshape(nq, per * kk)
