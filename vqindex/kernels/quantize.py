@@ -252,30 +252,6 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
             best_den = den
             best_t = bt
     return best_t
-    # many levels: a binary min-heap of the levels keyed by their next event time
-    heap = np.empty(maxe, np.int64)
-    for j in range(maxe):
-        heap[j] = j + 1
-    for start in range(maxe // 2 - 1, -1, -1):
-        _sift_down(heap, nxt, start, maxe)
-    while True:
-        bj = heap[0]
-        bt = nxt[bj]
-        if bt > t_end:
-            break
-        p = cur[bj]
-        a = absy[order[p]]
-        cur[bj] = p + 1
-        nxt[bj] = bj * inv[p + 1]
-        _sift_down(heap, nxt, 0, maxe)
-        num += a
-        den += 2.0 * bj
-        num2 = num * num
-        if num2 * best_den > best_num2 * den:
-            best_num2 = num2
-            best_den = den
-            best_t = bt
-    return best_t
 
 
 @njit(cache=True, nogil=True, parallel=True)
