@@ -41,6 +41,9 @@ class RaBitQ(Codec):
         # the bits of uc, so every plane is a 1-bit section with table [0, 2^p] and the whole
         # code is a sum of 4-bit lookups (fast-scan) at any B. Same bits as FAISS's
         # sign + packed ex layout (spec 6.1), different order.
+        if self.bits == 1:  # the 1-bit code is scalar: fused encoder with levels +-1/2
+            self.levels = np.array([-0.5, 0.5])
+            self._bounds = np.array([0.0])
         self.sections = [Section(np.array([[-half], [hi]]), 1, self.D)]
         for plane in range(self.bits - 1):
             self.sections.append(Section(np.array([[0.0], [float(1 << plane)]]), 1, self.D))
@@ -72,6 +75,12 @@ class RaBitQ(Codec):
                            SCALE_RULES[self.scale], sign, ex, alpha, ell)
         fields = [sign] + [(ex >> plane) & 1 for plane in range(self.bits - 1)]
         return fields, np.stack([alpha, ell], axis=1)
+
+    def _encode_fused(self, x, codes):
+        if self.bits != 1:
+            return None
+        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale])
+        return None if out is None else np.stack(out, axis=1)
 
     def _scales(self, fac):
         return fac[:, :2]
