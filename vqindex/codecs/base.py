@@ -382,6 +382,18 @@ class Codec:
         """Optional one-pass encoder of raw vectors into `codes`; return factors or None."""
         return None
 
+    def _scalar_quantize(self, y, rule):
+        """Lloyd-Max scalar quantization of rotated rows with self._bounds / self.levels.
+
+        Returns idx uint16 (n, D), alpha, ell float32 (n,) (spec 1.3/1.4; rule as in
+        kernels.quantize)."""
+        n = y.shape[0]
+        idx = np.empty((n, self.D), np.uint16)
+        alpha = np.empty(n, np.float32)
+        ell = np.empty(n, np.float32)
+        _quant.scalar_quantize(y, self._bounds, self.levels, rule, idx, alpha, ell)
+        return idx, alpha, ell
+
     def _fused_scalar(self, x, codes, rule):
         """One-pass fast rotation + scalar quantization of a single-section scalar codec.
 

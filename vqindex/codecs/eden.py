@@ -5,7 +5,6 @@ Gaussian Lloyd-Max levels on z = sqrt(D) y/||y||, one scale alpha per vector wit
 """
 import numpy as np
 
-from ..kernels import quantize as _q
 from .base import Codec, Section
 from .codebooks import boundaries_of, gaussian_levels
 
@@ -46,11 +45,7 @@ class EDEN(Codec):
         return dict(super().params(), bits=self.bits, scale=self.scale)
 
     def _quantize(self, y, num_threads):
-        n = y.shape[0]
-        idx = np.empty((n, self.D), np.uint16)
-        alpha = np.empty(n, np.float32)
-        ell = np.empty(n, np.float32)
-        _q.scalar_quantize(y, self._bounds, self.levels, SCALE_RULES[self.scale], idx, alpha, ell)
+        idx, alpha, ell = self._scalar_quantize(y, SCALE_RULES[self.scale])
         return [idx], np.stack([alpha, ell], axis=1)
 
     def _encode_fused(self, x, codes):

@@ -55,11 +55,7 @@ class TurboQuantMSE(Codec):
         return dict(super().params(), bits=self.bits, codebook=self.codebook)
 
     def _quantize(self, y, num_threads):
-        n = y.shape[0]
-        idx = np.empty((n, self.D), np.uint16)
-        alpha = np.empty(n, np.float32)
-        ell = np.empty(n, np.float32)
-        _q.scalar_quantize(y, self._bounds, self.levels, 0, idx, alpha, ell)
+        idx, alpha, ell = self._scalar_quantize(y, 0)
         return [idx], np.sqrt(ell)[:, None].astype(np.float32)
 
     def _encode_fused(self, x, codes):
@@ -115,14 +111,10 @@ class TurboQuantProd(Codec):
         return np.ascontiguousarray(w @ self._gauss)
 
     def _quantize(self, y, num_threads):
-        n = y.shape[0]
-        idx = np.empty((n, self.D), np.uint16)
-        alpha = np.empty(n, np.float32)
-        ell = np.empty(n, np.float32)
-        _q.scalar_quantize(y, self._bounds, self.levels, 0, idx, alpha, ell)
+        idx, alpha, ell = self._scalar_quantize(y, 0)
         norm = np.sqrt(ell).astype(np.float32)
         rho = np.empty_like(y)
-        gamma = np.empty(n, np.float32)
+        gamma = np.empty(y.shape[0], np.float32)
         _q.unit_residual(y, idx, self.levels, norm, rho, gamma)
         proj = self._space_apply(1, rho, num_threads)
         signs = (proj >= 0).astype(np.uint16)

@@ -191,6 +191,23 @@ def _row_boxes(y, r, inv, lo, scale, gmax, zrow, grow):
         grow[i] = np.int32(v)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _best_in_box(z, z0, k, s, e, cand_cw):
+    """Index in [s, e) of the candidate nearest to z[z0:z0+k]; cand_cw rows are (codeword, ||c||^2)."""
+    bi = s
+    if e - s > 1:
+        bd = np.float32(np.inf)
+        for c in range(s, e):
+            dd = np.float32(0.0)
+            for t in range(k):
+                dd += z[z0 + t] * cand_cw[c, t]
+            dd = cand_cw[c, k] - np.float32(2.0) * dd
+            if dd < bd:
+                bd = dd
+                bi = c
+    return bi
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def block_quantize_grid(y, codebook, rule, idx, alpha, ell, lo, scale, G, offsets, cand_id,
                         cand_cw):
@@ -198,7 +215,6 @@ def block_quantize_grid(y, codebook, rule, idx, alpha, ell, lo, scale, G, offset
     n, dim = y.shape
     k = codebook.shape[1]
     m = dim // k
-    two = np.float32(2.0)
     gmax = np.float32(G - 1)
     for r in prange(n):
         zrow = np.empty(dim, np.float32)
@@ -213,20 +229,7 @@ def block_quantize_grid(y, codebook, rule, idx, alpha, ell, lo, scale, G, offset
             box = 0
             for t in range(k - 1, -1, -1):
                 box = box * G + grow[j * k + t]
-            s = offsets[box]
-            e = offsets[box + 1]
-            bi = s
-            if e - s > 1:
-                bd = np.float32(np.inf)
-                for c in range(s, e):
-                    dd = np.float32(0.0)
-                    for t in range(k):
-                        dd += zrow[j * k + t] * cand_cw[c, t]
-                    dd = cand_cw[c, k] - two * dd
-                    if dd < bd:
-                        bd = dd
-                        bi = c
-            best = cand_id[bi]
+            best = cand_id[_best_in_box(zrow, j * k, k, offsets[box], offsets[box + 1], cand_cw)]
             idx[r, j] = best
             for t in range(k):
                 qrow[j * k + t] = codebook[best, t]
@@ -245,7 +248,6 @@ def block_quantize_grid(y, codebook, rule, idx, alpha, ell, lo, scale, G, offset
 def nearest_grid(z, lo, scale, G, offsets, cand_id, cand_cw, out):
     """Nearest codeword of each row of z (n, k) float32 through the grid (for tests/tools)."""
     n, k = z.shape
-    two = np.float32(2.0)
     gmax = np.float32(G - 1)
     for r in prange(n):
         box = 0
@@ -254,20 +256,7 @@ def nearest_grid(z, lo, scale, G, offsets, cand_id, cand_cw, out):
             v = v if v > np.float32(0.0) else np.float32(0.0)
             v = v if v < gmax else gmax
             box = box * G + np.int64(v)
-        s = offsets[box]
-        e = offsets[box + 1]
-        bi = s
-        if e - s > 1:
-            bd = np.float32(np.inf)
-            for c in range(s, e):
-                dd = np.float32(0.0)
-                for t in range(k):
-                    dd += z[r, t] * cand_cw[c, t]
-                dd = cand_cw[c, k] - two * dd
-                if dd < bd:
-                    bd = dd
-                    bi = c
-        out[r] = cand_id[bi]
+        out[r] = cand_id[_best_in_box(z[r], 0, k, offsets[box], offsets[box + 1], cand_cw)]
 
 
 # ----------------------------------------------------------------------------- driver
