@@ -1,6 +1,7 @@
 """Minimal setup.py: metadata lives in setup.cfg / pyproject.toml.
 
-It only adds the optional native fast-scan library (native/fastscan.c), built as a plain
+It only adds the optional native library (native/fastscan.c: fast-scan; native/encode.c:
+fast rotation and fused scalar encoding), built as a plain
 shared object ``vqindex/_fastscan*.so`` (no Python C-API; loaded with ctypes by
 ``vqindex/_native.py``).  Generic flags only (-O3, no -march=native): the SIMD kernels
 select themselves at run time.  If there is no compiler or the build fails, installation
@@ -41,13 +42,14 @@ class OptionalBuildExt(build_ext):
 if sys.platform == "win32":
     _cflags, _libs = ["/O2"], []
 else:
-    _cflags, _libs = ["-O3", "-std=gnu11", "-fvisibility=hidden"], ["pthread"]
+    # -ffp-contract=off: no FMA contraction, so the encode kernels stay bit-identical to numba
+    _cflags, _libs = ["-O3", "-std=gnu11", "-fvisibility=hidden", "-ffp-contract=off"], ["pthread", "m"]
 
 setup(
     ext_modules=[
         Extension(
             "vqindex._fastscan",
-            sources=["native/fastscan.c"],
+            sources=["native/fastscan.c", "native/encode.c"],
             extra_compile_args=_cflags,
             libraries=_libs,
             optional=True,

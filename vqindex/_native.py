@@ -10,12 +10,17 @@ import ctypes
 import glob
 import os
 
-__all__ = ["lib", "load_error", "library_path", "BACKEND_IDS"]
+__all__ = ["lib", "encode_lib", "load_error", "library_path", "BACKEND_IDS", "ENCODE_BACKENDS",
+           "encode_backends", "fast_rotate", "rotate_scalar_encode"]
 
 # backend ids understood by fs_scan (0 = best available)
 BACKEND_IDS = {"auto": 0, "scalar": 1, "avx2": 2, "avx512": 3, "avx512vnni": 4}
 
+# backend ids understood by the native/encode.c functions (0 = best available)
+ENCODE_BACKENDS = {"auto": 0, "scalar": 1, "avx2": 2, "avx512": 3}
+
 lib = None
+encode_lib = None
 load_error = None
 library_path = None
 
@@ -32,7 +37,7 @@ def _candidates():
 
 
 def _load():
-    global lib, load_error, library_path
+    global lib, encode_lib, load_error, library_path
     if os.environ.get("VQINDEX_NO_NATIVE", "").strip() not in ("", "0"):
         load_error = "disabled by VQINDEX_NO_NATIVE"
         return
@@ -49,6 +54,18 @@ def _load():
             cdll.fs_available_backends.argtypes = []
             cdll.fs_available_backends.restype = ctypes.c_int
             cdll.fs_available_backends()  # smoke test
+            try:
+                cdll.vq_encode_backends.argtypes = []
+                cdll.vq_encode_backends.restype = ctypes.c_int
+                cdll.vq_fast_rotate.argtypes = [p, i64, i64, i64, p, p, i64, i64, ctypes.c_int,
+                                                p, ctypes.c_int]
+                cdll.vq_fast_rotate.restype = ctypes.c_int
+                cdll.vq_rotate_scalar_encode.argtypes = [p, i64, i64, i64, p, p, i64, i64, p, i64,
+                                                         p, i64, p, i64, p, ctypes.c_int]
+                cdll.vq_rotate_scalar_encode.restype = ctypes.c_int
+                encode_lib = cdll
+            except AttributeError as exc:  # a library built before native/encode.c existed
+                errors.append(f"{path}: no encode kernels ({exc})")
         except Exception as exc:  # wrong arch, missing symbol, ...
             errors.append(f"{path}: {exc}")
             continue
@@ -62,3 +79,67 @@ try:
 except Exception as exc:  # pragma: no cover - never raise at import
     lib = None
     load_error = repr(exc)
+
+
+# --------------------------------------------------------------------------- encode kernels
+
+def encode_backends():
+    """Names of the native encode backends usable on this CPU ([] without the library)."""
+    if encode_lib is None:
+        return []
+    mask = encode_lib.vq_encode_backends()
+    return [name for name, b in ENCODE_BACKENDS.items() if b and mask & (1 << b)]
+
+
+def _ptr(a):
+    return a.ctypes.data
+
+
+def _row_chunks(n, num_threads, min_rows=64):
+    t = max(1, min(int(num_threads or 1), n // min_rows if n >= min_rows else 1))
+    return [(n * i // t, n * (i + 1) // t) for i in range(t)]
+
+
+def _run_chunks(fn, n, num_threads):
+    """Call fn(r0, r1) over row chunks, on num_threads Python threads (ctypes drops the GIL)."""
+    chunks = _row_chunks(n, num_threads)
+    if len(chunks) == 1:
+        rcs = [fn(*chunks[0])]
+    else:
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(len(chunks)) as ex:
+            rcs = list(ex.map(lambda c: fn(*c), chunks))
+    for rc in rcs:
+        if rc == -1:
+            raise ValueError("native encode backend not available on this CPU")
+        if rc != 0:
+            raise MemoryError("native encode kernel could not allocate its buffers")
+
+
+def fast_rotate(x, sp, perms, p, out, inverse=False, num_threads=1, backend="auto"):
+    """out = R x (or R^T x) with the native kernel; same result as kernels.rotation.
+
+    x, out: C-contiguous float32 (n, D); sp: float32 (T, D) with sp[t, i] = signs[t, perms[t, i]];
+    perms: int32 (T, D).
+    """
+    n, dim = x.shape
+    b = ENCODE_BACKENDS[backend]
+    fn = encode_lib.vq_fast_rotate
+    _run_chunks(lambda r0, r1: fn(_ptr(x), r0, r1, dim, _ptr(sp), _ptr(perms), sp.shape[0], p,
+                                  int(bool(inverse)), _ptr(out), b), n, num_threads)
+
+
+def rotate_scalar_encode(x, sp, perms, p, bounds32, levels, width, codes, stats, num_threads=1,
+                         backend="auto"):
+    """Fused rotation + scalar quantization + packing (native/encode.c).
+
+    Writes the packed fields into codes[:, :ceil(D*width/8)] and stats float64 (n, 3) =
+    (||y||^2, <y, levels[idx]>, ||levels[idx]||^2); bit-identical to
+    kernels.quantize.fast_rotate_scalar_encode.
+    """
+    n, dim = x.shape
+    b = ENCODE_BACKENDS[backend]
+    fn = encode_lib.vq_rotate_scalar_encode
+    _run_chunks(lambda r0, r1: fn(_ptr(x), r0, r1, dim, _ptr(sp), _ptr(perms), sp.shape[0], p,
+                                  _ptr(bounds32), bounds32.shape[0], _ptr(levels), width,
+                                  _ptr(codes), codes.strides[0], _ptr(stats), b), n, num_threads)

@@ -7,6 +7,7 @@ decoding, lookup tables, the scan) is written once here and in `vqindex.kernels`
 """
 import numpy as np
 
+from .. import _native
 from .._validation import as_codes, as_vectors
 from ..kernels import bits as _bits
 from ..kernels import quantize as _quant
@@ -174,7 +175,7 @@ class Codec:
         factors = None
         if reference is None and self.center is None and self.D == self.d:
             with threads(num_threads):
-                factors = self._encode_fused(x, codes)
+                factors = self._encode_fused(x, codes, num_threads)
         if factors is None:
             y = self._rotate_residuals(x, reference, num_threads)
             with threads(num_threads):
@@ -378,7 +379,7 @@ class Codec:
         return out
 
     # ---------------------------------------------------------------- subclass hooks
-    def _encode_fused(self, x, codes):
+    def _encode_fused(self, x, codes, num_threads=1):
         """Optional one-pass encoder of raw vectors into `codes`; return factors or None."""
         return None
 
@@ -394,10 +395,11 @@ class Codec:
         _quant.scalar_quantize(y, self._bounds, self.levels, rule, idx, alpha, ell)
         return idx, alpha, ell
 
-    def _fused_scalar(self, x, codes, rule):
+    def _fused_scalar(self, x, codes, rule, num_threads=1):
         """One-pass fast rotation + scalar quantization of a single-section scalar codec.
 
         Returns (alpha, ell) float32 (n,), or None when the rotation is not the fast one.
+        Uses native/encode.c when the library is built (bit-identical), numba otherwise.
         """
         args = self.rotation.fused_args()
         if args is None:
@@ -405,9 +407,18 @@ class Codec:
         n = x.shape[0]
         alpha = np.empty(n, np.float32)
         ell = np.empty(n, np.float32)
-        if n:
+        if not n:
+            return alpha, ell
+        nat = self.rotation.native_args()
+        if nat is not None:
+            stats = np.empty((n, 3), np.float64)
+            _native.rotate_scalar_encode(x, *nat, np.ascontiguousarray(self._bounds, np.float32),
+                                         np.ascontiguousarray(self.levels, np.float64), self.bits,
+                                         codes, stats, num_threads=num_threads)
+            _quant.alpha_ell_rows(rule, stats, self.D, alpha, ell)
+        else:
             _quant.fast_rotate_scalar_encode(x, *args, self._bounds, self.levels, rule, self.bits,
-                                         codes, alpha, ell)
+                                             codes, alpha, ell)
         return alpha, ell
 
     def _quantize(self, y, num_threads):

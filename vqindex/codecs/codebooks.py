@@ -96,12 +96,20 @@ def _sphere_levels(bits, dim):
     cdf /= total
     mom /= total
     levels = _gaussian_levels(bits).copy()
+    if levels[-1] >= zmax:
+        # small D: the Gaussian levels fall outside the support [-sqrt(D), sqrt(D)] and their
+        # cells would be empty; start from the quantiles of the true law instead
+        k = levels.shape[0]
+        levels = np.interp((np.arange(k) + 0.5) / k, cdf, grid)
+        levels = 0.5 * (levels - levels[::-1])
     for _ in range(5000):
         b = 0.5 * (levels[1:] + levels[:-1])
         edges = np.concatenate([[-zmax], b, [zmax]])
         c = np.interp(edges, grid, cdf)
         m = np.interp(edges, grid, mom)
-        new = (m[1:] - m[:-1]) / np.maximum(c[1:] - c[:-1], 1e-300)
+        mass = c[1:] - c[:-1]
+        # an empty cell keeps its level (its centroid is undefined)
+        new = np.where(mass > 1e-15, (m[1:] - m[:-1]) / np.maximum(mass, 1e-300), levels)
         new = 0.5 * (new - new[::-1])
         if np.max(np.abs(new - levels)) < 1e-12:
             levels = new

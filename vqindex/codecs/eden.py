@@ -48,8 +48,8 @@ class EDEN(Codec):
         idx, alpha, ell = self._scalar_quantize(y, SCALE_RULES[self.scale])
         return [idx], np.stack([alpha, ell], axis=1)
 
-    def _encode_fused(self, x, codes):
-        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale])
+    def _encode_fused(self, x, codes, num_threads=1):
+        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale], num_threads)
         return None if out is None else np.stack(out, axis=1)
 
     def _scales(self, fac):

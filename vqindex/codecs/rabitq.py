@@ -76,10 +76,10 @@ class RaBitQ(Codec):
         fields = [sign] + [(ex >> plane) & 1 for plane in range(self.bits - 1)]
         return fields, np.stack([alpha, ell], axis=1)
 
-    def _encode_fused(self, x, codes):
+    def _encode_fused(self, x, codes, num_threads=1):
         if self.bits != 1:
             return None
-        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale])
+        out = self._fused_scalar(x, codes, SCALE_RULES[self.scale], num_threads)
         return None if out is None else np.stack(out, axis=1)
 
     def _scales(self, fac):

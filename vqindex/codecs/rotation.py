@@ -12,6 +12,7 @@ Two kinds:
 """
 import numpy as np
 
+from .. import _native
 from .._validation import as_vectors
 from ..kernels import rotation as _k
 from ..kernels._threads import threads
@@ -42,6 +43,16 @@ class Rotation:
             self._signs = np.where(rng.random((self.rounds, dim)) < 0.5, -1.0, 1.0).astype(np.float32)
             self._perms = np.stack([rng.permutation(dim) for _ in range(self.rounds)]).astype(np.int32)
             self._p = 1 << (dim.bit_length() - 1)
+            # sign of the source coordinate of every gathered entry (native kernels)
+            self._sp = np.ascontiguousarray(
+                np.take_along_axis(self._signs, self._perms.astype(np.int64), axis=1))
+
+    def native_args(self):
+        """(sign-at-permutation, perms, p) for native/encode.c, or None (Haar rotation or no
+        native library; the numba kernels are used then, with bit-identical results)."""
+        if self.kind != "fast" or _native.encode_lib is None:
+            return None
+        return self._sp, self._perms, self._p
 
     def fused_args(self):
         """(signs, perms, p) of a fast rotation, for fused kernels; None for Haar."""
@@ -74,8 +85,12 @@ class Rotation:
             return np.ascontiguousarray(x @ self.matrix().T)
         out = np.empty_like(x)
         if x.shape[0]:
-            with threads(num_threads):
-                _k.fast_rotate(x, self._signs, self._perms, self._p, out)
+            nat = self.native_args()
+            if nat is not None:
+                _native.fast_rotate(x, *nat, out, num_threads=num_threads)
+            else:
+                with threads(num_threads):
+                    _k.fast_rotate(x, self._signs, self._perms, self._p, out)
         return out
 
     def inverse(self, y, num_threads=1):
@@ -85,6 +100,10 @@ class Rotation:
             return np.ascontiguousarray(y @ self.matrix())
         out = np.empty_like(y)
         if y.shape[0]:
-            with threads(num_threads):
-                _k.fast_rotate_inverse(y, self._signs, self._perms, self._p, out)
+            nat = self.native_args()
+            if nat is not None:
+                _native.fast_rotate(y, *nat, out, inverse=True, num_threads=num_threads)
+            else:
+                with threads(num_threads):
+                    _k.fast_rotate_inverse(y, self._signs, self._perms, self._p, out)
         return out

@@ -58,8 +58,8 @@ class TurboQuantMSE(Codec):
         idx, alpha, ell = self._scalar_quantize(y, 0)
         return [idx], np.sqrt(ell)[:, None].astype(np.float32)
 
-    def _encode_fused(self, x, codes):
-        out = self._fused_scalar(x, codes, 0)
+    def _encode_fused(self, x, codes, num_threads=1):
+        out = self._fused_scalar(x, codes, 0, num_threads)
         return None if out is None else np.sqrt(out[1])[:, None].astype(np.float32)
 
     def _scales(self, fac):

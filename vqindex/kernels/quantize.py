@@ -25,26 +25,45 @@ def _alpha_ell(rule, yy, yq, qq, dim):
     return yy / yq, yy
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True)
 def sumsq64(y):
-    """sum y_i^2 in float64 (products of float32 are exact in float64; order-free to ~1e-16)."""
-    acc = 0.0
+    """sum y_i^2 in float64 with 16 partial sums (element i -> partial i mod 16), added in
+    order 0..15: a fixed order, shared with native/encode.c, so results are bit-identical on
+    every machine and in both implementations."""
+    acc = np.zeros(16, np.float64)
     for i in range(y.shape[0]):
         v = np.float64(y[i])
-        acc += v * v
-    return acc
+        acc[i & 15] += v * v
+    s = 0.0
+    for c in range(16):
+        s += acc[c]
+    return s
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True)
 def dot_levels64(y, idx, levels):
-    """(<y, levels[idx]>, ||levels[idx]||^2) in float64."""
-    yq = 0.0
-    qq = 0.0
+    """(<y, levels[idx]>, ||levels[idx]||^2) in float64, same 16-partial order as sumsq64."""
+    ayq = np.zeros(16, np.float64)
+    aqq = np.zeros(16, np.float64)
     for i in range(y.shape[0]):
         q = levels[idx[i]]
-        yq += np.float64(y[i]) * q
-        qq += q * q
+        ayq[i & 15] += np.float64(y[i]) * q
+        aqq[i & 15] += q * q
+    yq = 0.0
+    qq = 0.0
+    for c in range(16):
+        yq += ayq[c]
+        qq += aqq[c]
     return yq, qq
+
+
+@njit(cache=True, nogil=True)
+def alpha_ell_rows(rule, stats, dim, alpha, ell):
+    """alpha, ell (n,) from stats float64 (n, 3) = (||y||^2, <y,q>, ||q||^2) per row."""
+    for r in range(stats.shape[0]):
+        a, e = _alpha_ell(rule, stats[r, 0], stats[r, 1], stats[r, 2], dim)
+        alpha[r] = a
+        ell[r] = e
 
 
 @njit(cache=True, nogil=True)
