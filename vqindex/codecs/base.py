@@ -177,12 +177,24 @@ class Codec:
             with threads(num_threads):
                 factors = self._encode_fused(x, codes, num_threads)
         if factors is None:
-            y = self._rotate_residuals(x, reference, num_threads)
-            with threads(num_threads):
-                fields, factors = self._quantize(y, num_threads)
-                for s, f in zip(self.sections, fields):
-                    _bits.pack_fields(np.ascontiguousarray(f, dtype=np.uint16), s.width, codes,
-                                      s.byte_off)
+            # rows are independent: encode in chunks of ~8 MB of rotated rows, so that the
+            # intermediates stay in cache and are not page-faulted in afresh for a large batch
+            step = max(1024, (8 << 20) // (4 * self.D))
+            parts = []
+            for r0 in range(0, n, step):
+                r1 = min(n, r0 + step)
+                ref = None if reference is None else reference[r0:r1]
+                y = self._rotate_residuals(x[r0:r1], ref, num_threads)
+                with threads(num_threads):
+                    fields, fac = self._quantize(y, num_threads)
+                    for s, f in zip(self.sections, fields):
+                        # a field is an array of values, or (array, shift): bits shift.. of it
+                        f, shift = f if isinstance(f, tuple) else (f, 0)
+                        _bits.pack_fields_shifted(np.ascontiguousarray(f, dtype=np.uint16), shift,
+                                                  s.width, codes[r0:r1], s.byte_off)
+                parts.append(np.asarray(fac, np.float32))
+            factors = (np.concatenate(parts) if parts
+                       else np.zeros((0, len(self.factor_names)), np.float32))
         if self.center is not None and reference is None:
             fc = (x - self.center).astype(np.float64) @ self.center.astype(np.float64)
             factors = np.concatenate([factors, fc.astype(np.float32)[:, None]], axis=1)

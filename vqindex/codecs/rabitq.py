@@ -73,7 +73,7 @@ class RaBitQ(Codec):
         sweep_start = TIGHT_START[self.bits - 1] if self.bits >= WINDOW_FROM_BITS else 0.0
         _q.rabitq_quantize(y, self.bits - 1, const_t, sweep_start,
                            SCALE_RULES[self.scale], sign, ex, alpha, ell)
-        fields = [sign] + [(ex >> plane) & 1 for plane in range(self.bits - 1)]
+        fields = [sign] + [(ex, plane) for plane in range(self.bits - 1)]  # bit planes
         return fields, np.stack([alpha, ell], axis=1)
 
     def _encode_fused(self, x, codes, num_threads=1):

@@ -20,7 +20,15 @@ def read_field(row, byte_off, bit, width):
 @njit(cache=True, nogil=True, parallel=True)
 def pack_fields(idx, width, out, byte_off):
     """Write idx (n, m) (unsigned ints < 2^width) as an LSB-first bitstream into out[:, byte_off:]."""
+    pack_fields_shifted(idx, 0, width, out, byte_off)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def pack_fields_shifted(idx, shift, width, out, byte_off):
+    """pack_fields of (idx >> shift) & (2^width - 1): one bit plane of wider values, say."""
     n, m = idx.shape
+    mask = np.uint64((1 << width) - 1)
+    sh = np.uint64(shift)
     nbytes = (m * width + 7) // 8
     for r in prange(n):
         for b in range(nbytes):
@@ -29,7 +37,7 @@ def pack_fields(idx, width, out, byte_off):
         nbits = 0
         pos = byte_off
         for i in range(m):
-            acc |= np.uint64(idx[r, i]) << np.uint64(nbits)
+            acc |= ((np.uint64(idx[r, i]) >> sh) & mask) << np.uint64(nbits)
             nbits += width
             while nbits >= 8:
                 out[r, pos] = np.uint8(acc & np.uint64(255))

@@ -216,10 +216,13 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
     """
     dim = absy.shape[0]
     inv = np.empty(dim + 1, np.float64)  # 1/|y| along the sorted order, inf past the end
+    srt = np.empty(dim + 1, np.float64)  # |y| along the sorted order
     for p in range(dim):
         a = absy[order[p]]
+        srt[p] = a
         inv[p] = 1.0 / a if a > 0.0 else np.inf
     inv[dim] = np.inf
+    srt[dim] = 0.0
     num = 0.0
     den = 0.0
     for i in range(dim):
@@ -248,16 +251,21 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
         for start in range(maxe // 2 - 1, -1, -1):
             _sift_down(heap, nxt, start, maxe)
     while True:
-        bj = heap[0]
-        if not use_heap:
+        if use_heap:
+            bj = heap[0]
+            bt = nxt[bj]
+        else:  # branchless argmin (the winner is unpredictable)
+            bj = 1
+            bt = nxt[1]
             for j in range(2, maxe + 1):
-                if nxt[j] < nxt[bj]:
-                    bj = j
-        bt = nxt[bj]
+                v = nxt[j]
+                c = v < bt
+                bj = j if c else bj
+                bt = v if c else bt
         if bt > t_end:
             break
         p = cur[bj]
-        a = absy[order[p]]
+        a = srt[p]
         cur[bj] = p + 1
         nxt[bj] = bj * inv[p + 1]
         if use_heap:
