@@ -163,30 +163,6 @@ def block_quantize(y, codebook, cb_norms, rule, idx, alpha, ell):
         ell[r] = e
 
 
-@njit(cache=True, nogil=True)
-def radix_sort_u32(keys, payload, n, tmp_k, tmp_p):
-    """Sort keys[:n] ascending (LSD radix, 4 passes of 8 bits), carrying payload[:n] along."""
-    counts = np.empty(256, np.int64)
-    for shift in range(0, 32, 8):
-        counts[:] = 0
-        for i in range(n):
-            counts[(keys[i] >> shift) & 255] += 1
-        total = 0
-        for b in range(256):
-            c = counts[b]
-            counts[b] = total
-            total += c
-        for i in range(n):
-            b = (keys[i] >> shift) & 255
-            dst = counts[b]
-            counts[b] = dst + 1
-            tmp_k[dst] = keys[i]
-            tmp_p[dst] = payload[i]
-        for i in range(n):
-            keys[i] = tmp_k[i]
-            payload[i] = tmp_p[i]
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _sift_down(heap, key, i, size):
     """Restore the min-heap property of heap[:size] (ordered by key[heap[.]]) below i."""
@@ -206,8 +182,10 @@ def _sift_down(heap, key, i, size):
 
 
 @njit(cache=True, nogil=True)
-def _rabitq_best_t(absy, order, maxe, t_start, t_end):
+def rabitq_best_t_merge(absy, order, maxe, t_start, t_end):
     """Exact optimal rescale t in [t_start, t_end] (spec 6.1): merge the sorted event lists.
+
+    The reference for `rabitq_best_t` (which the encoder uses; tests check they agree).
 
     absy: |y_i| (float64); order: indices of absy sorted descending. For a fixed level j the
     events t = j/|y_i| are ascending along `order`, so the M event lists are merged with one
@@ -281,6 +259,116 @@ def _rabitq_best_t(absy, order, maxe, t_start, t_end):
     return best_t
 
 
+@njit(cache=True, nogil=True)
+def rabitq_best_t(absy, maxe, t_start, t_end):
+    """Same search as `rabitq_best_t_merge` (same events, same order, same arithmetic), with the
+    events put in time order by a bucket sort instead of a merge of the M level lists:
+    O(events) rather than O(events * M) or O(events * log M).
+
+    The event of coordinate i at level k fires at t = k * (1/|y_i|) (computed exactly as the
+    merge does), for k above the level at t_start while t <= t_end. Events are bucketed on a
+    uniform grid of [t_start, t_end] (about two per bucket), each bucket is insertion-sorted
+    (stable), and the sweep accumulates num, den in that order.
+    """
+    dim = absy.shape[0]
+    num = 0.0
+    den = 0.0
+    nev = 0
+    for i in range(dim):
+        a = absy[i]
+        e = np.floor(t_start * a)
+        if e > maxe:
+            e = maxe
+        num += (e + 0.5) * a
+        den += (e + 0.5) * (e + 0.5)
+        if a > 0.0:
+            hi = np.floor(t_end * a) + 1.0  # t_end*a rounds; the exact test is below
+            if hi > maxe:
+                hi = maxe
+            if hi > e:
+                nev += int(hi - e)
+    best_num2 = num * num
+    best_den = den
+    best_t = t_start
+    if nev == 0:
+        return best_t
+    ev_t = np.empty(nev, np.float64)
+    ev_a = np.empty(nev, np.float64)
+    ev_k = np.empty(nev, np.float64)
+    ev_b = np.empty(nev, np.int32)
+    nb = max(1, nev // 2)
+    span = t_end - t_start
+    scale = nb / span if span > 0.0 else 0.0
+    cnt = np.zeros(nb + 1, np.int64)
+    # pass 1: count events per bucket
+    m = 0
+    for i in range(dim):
+        a = absy[i]
+        if a <= 0.0:
+            continue
+        inv = 1.0 / a
+        e = np.floor(t_start * a)
+        if e > maxe:
+            e = maxe
+        k = e + 1.0
+        while k <= maxe:
+            t = k * inv
+            if t > t_end:
+                break
+            b = int((t - t_start) * scale)
+            if b < 0:
+                b = 0
+            elif b >= nb:
+                b = nb - 1
+            ev_t[m] = t
+            ev_a[m] = a
+            ev_k[m] = k
+            ev_b[m] = b
+            m += 1
+            cnt[b + 1] += 1
+            k += 1.0
+    for b in range(nb):
+        cnt[b + 1] += cnt[b]
+    # pass 2: stable scatter into bucket order
+    st = np.empty(m, np.float64)
+    sa = np.empty(m, np.float64)
+    sk = np.empty(m, np.float64)
+    pos = cnt[:nb].copy()
+    for j in range(m):
+        b = ev_b[j]
+        q = pos[b]
+        pos[b] = q + 1
+        st[q] = ev_t[j]
+        sa[q] = ev_a[j]
+        sk[q] = ev_k[j]
+    # insertion sort inside each bucket (stable), then the sweep
+    for b in range(nb):
+        lo = cnt[b]
+        hi = cnt[b + 1]
+        for j in range(lo + 1, hi):
+            t = st[j]
+            a = sa[j]
+            k = sk[j]
+            q = j - 1
+            while q >= lo and st[q] > t:
+                st[q + 1] = st[q]
+                sa[q + 1] = sa[q]
+                sk[q + 1] = sk[q]
+                q -= 1
+            st[q + 1] = t
+            sa[q + 1] = a
+            sk[q + 1] = k
+        for j in range(lo, hi):
+            num += sa[j]
+            den += 2.0 * sk[j]
+            num2 = num * num
+            better = num2 * best_den > best_num2 * den  # branchless: unpredictable near the peak
+            best_num2 = num2 if better else best_num2
+            best_den = den if better else best_den
+            best_t = st[j] if better else best_t
+    return best_t
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, alpha, ell):
     """Extended RaBitQ encoding (spec 6.1): sign plane, ex plane, rescale factor.
@@ -293,10 +381,6 @@ def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, al
     maxe = (1 << ex_bits) - 1
     for r in prange(n):
         absy = np.empty(dim, np.float64)
-        fkeys = np.empty(dim, np.float32)
-        order = np.empty(dim, np.int64)
-        tmp_k = np.empty(dim, np.uint32)
-        tmp_o = np.empty(dim, np.int64)
         yy = 0.0
         amax = 0.0
         for i in range(dim):
@@ -318,15 +402,8 @@ def rabitq_quantize(y, ex_bits, const_t, tight_start, rule, sign_out, ex_out, al
         elif const_t > 0.0:
             t = const_t * np.sqrt(dim) / norm  # const_t = t_c / sqrt(D) in units of |o'|
         else:
-            for i in range(dim):  # complemented float bits: ascending key = descending |y|
-                fkeys[i] = np.float32(absy[i])
-                order[i] = i
-            ukeys = fkeys.view(np.uint32)
-            for i in range(dim):
-                ukeys[i] = ~ukeys[i]
-            radix_sort_u32(ukeys, order, dim, tmp_k, tmp_o)
             t_end = (maxe + 10.0) / amax
-            t = _rabitq_best_t(absy, order, maxe, t_end * tight_start, t_end)
+            t = rabitq_best_t(absy, maxe, t_end * tight_start, t_end)
             t *= 1.0 + 1e-9
         yq = 0.0
         qq = 0.0
