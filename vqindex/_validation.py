@@ -27,10 +27,20 @@ def as_vectors(x, d, what="x"):
     if x.shape[1] != d:
         raise ValueError(f"{what} has {x.shape[1]} dimensions, but the index/codec expects d={d}")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.size and not np.isfinite(x).all():
+    if x.size and not all_finite(x):
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise ValueError(f"{what} contains NaN or Inf (first bad row {bad}); all values must be finite")
     return x
+
+
+def all_finite(x, block=1 << 20):
+    """np.isfinite(x).all() over blocks of ~1M values: no (n, d) boolean temporary, which
+    for a large batch costs more in fresh pages than the check itself."""
+    flat = x.reshape(-1)
+    for i in range(0, flat.size, block):
+        if not np.isfinite(flat[i:i + block]).all():
+            return False
+    return True
 
 
 def as_codes(codes, code_size, what="codes"):
