@@ -466,11 +466,38 @@ static double sumsq16_avx512(const float *y, int64_t dim) {
 static void pack_row(const uint16_t *idx, int64_t dim, int64_t width, uint8_t *row,
                      int64_t nbytes);
 
+/* rho = y * rinv - lv[idx] for the whole 16-blocks of a row, squares into the 16 partial
+ * sums acc (lane c = element i with i mod 16 = c); returns the number of elements done */
+__attribute__((target("avx512f")))
+static int64_t resid_avx512(const float *y, const uint16_t *idx, const float *lv, int64_t nlv,
+                            float rinv, int64_t dim, float *rho, double *acc) {
+    const __m512 vr = _mm512_set1_ps(rinv);
+    float lpad[16] = {0};
+    for (int64_t k = 0; k < nlv && k < 16; k++) lpad[k] = lv[k];
+    const __m512 ltab = _mm512_loadu_ps(lpad);
+    const int small = nlv <= 16;
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        __m512i k = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(idx + i)));
+        __m512 q = small ? _mm512_permutexvar_ps(k, ltab) : _mm512_i32gather_ps(k, lv, 4);
+        __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(y + i), vr), q);
+        _mm512_storeu_ps(rho + i, v);
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        a0 = _mm512_add_pd(a0, _mm512_mul_pd(lo, lo));
+        a1 = _mm512_add_pd(a1, _mm512_mul_pd(hi, hi));
+    }
+    _mm512_storeu_pd(acc, a0);
+    _mm512_storeu_pd(acc + 8, a1);
+    return i;
+}
+
 /* ... and packs the fields into row (LSB-first bitstream of `width`-bit fields) */
 __attribute__((target("avx512f")))
 static void quantize_avx512(const float *y, int64_t dim, float inv, const float *bounds,
                             int64_t nb, const double *levels, uint16_t *idx, double *yq_out,
-                            double *qq_out, int64_t width, uint8_t *row) {
+                            double *qq_out, int64_t width, uint8_t *row, int keep_idx) {
     const int direct = width == 1 || width == 2 || width == 4 || width == 8;
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512i one = _mm512_set1_epi32(1);
@@ -499,6 +526,8 @@ static void quantize_avx512(const float *y, int64_t dim, float inv, const float 
             __mmask16 m = _mm512_cmp_ps_mask(g, z, _CMP_LE_OQ);
             cnt = _mm512_mask_add_epi32(cnt, m, cnt, vs);
         }
+        if (keep_idx && direct)
+            _mm256_storeu_si256((__m256i *)(idx + i), _mm512_cvtepi32_epi16(cnt));
         if (width == 4) {
             __m128i v = _mm512_cvtepi32_epi8(cnt);
             v = _mm_and_si128(_mm_or_si128(v, _mm_srli_epi16(v, 4)), _mm_set1_epi16(0xFF));
@@ -584,10 +613,23 @@ static void pack_row(const uint16_t *idx, int64_t dim, int64_t width, uint8_t *r
         }
         return;
     }
-    memset(row, 0, (size_t)nbytes);
+    /* g fields fill g*width/8 whole bytes (g = 8 / gcd(width, 8)): 8 fields of 3, 5, 7 bits,
+     * 4 of 6 bits */
+    int64_t g = 8;
+    while (g > 1 && ((g / 2) * width) % 8 == 0) g /= 2;
+    int64_t i0 = 0, pos0 = 0;
+    if (g * width <= 64) {
+        const int64_t gb = g * width / 8;
+        for (; i0 + g <= dim; i0 += g, pos0 += gb) {
+            uint64_t acc = 0;
+            for (int64_t k = 0; k < g; k++) acc |= (uint64_t)idx[i0 + k] << (k * width);
+            for (int64_t b = 0; b < gb; b++) row[pos0 + b] = (uint8_t)(acc >> (8 * b));
+        }
+    }
+    memset(row + pos0, 0, (size_t)(nbytes - pos0));
     uint64_t acc = 0;
-    int64_t nbits = 0, pos = 0;
-    for (int64_t i = 0; i < dim; i++) {
+    int64_t nbits = 0, pos = pos0;
+    for (int64_t i = i0; i < dim; i++) {
         acc |= (uint64_t)idx[i] << nbits;
         nbits += width;
         while (nbits >= 8) {
@@ -603,14 +645,19 @@ static void pack_row(const uint16_t *idx, int64_t dim, int64_t width, uint8_t *r
  * Fused fast rotation + Lloyd-Max scalar quantization + packing for rows [r0, r1):
  *   y = R x;  inv = sqrt(D / ||y||^2) (0 when ||y||^2 <= FLT_EPS);  z = y * inv (float32);
  *   idx_i = #{bounds <= z_i};  codes[r, :ceil(D*width/8)] = bitstream of idx;
- *   stats[r] = (||y||^2, <y, levels[idx]>, ||levels[idx]||^2)  (float64).
+ *   stats[r] = (||y||^2, <y, levels[idx]>, ||levels[idx]||^2)  (float64);
+ *   optionally yout[r] = y (float32) and idxout[r] = idx (uint16), rows of dim (NULL: not kept);
+ *   with resid_lv (float32 levels / sqrt(D)), yout[r] = the unit residual rho and
+ *   gamma_out[r] = ||rho|| instead (TurboQuant_prod, see kernels.quantize.unit_residual).
  * bounds: float32 (nb,) ascending; levels float64 (nb + 1,).  Returns 0 / -1 / -2.
  */
 VQ_API int vq_rotate_scalar_encode(const float *x, int64_t r0, int64_t r1, int64_t dim,
                                    const float *sp, const int32_t *perms, int64_t rounds,
                                    int64_t p, const float *bounds, int64_t nb,
                                    const double *levels, int64_t width, uint8_t *codes,
-                                   int64_t code_stride, double *stats, int backend) {
+                                   int64_t code_stride, double *stats, float *yout,
+                                   uint16_t *idxout, const float *resid_lv, float *gamma_out,
+                                   int backend) {
     int b = pick_backend(backend);
     if (b < 0) return -1;
     rot_ops o = get_ops(b);
@@ -644,7 +691,7 @@ VQ_API int vq_rotate_scalar_encode(const float *x, int64_t r0, int64_t r1, int64
 #ifdef VQ_X86
             if (vec) {
                 quantize_avx512(y, dim, inv, bounds, nb, levels, idx, &yq, &qq, width,
-                                codes + row * code_stride);
+                                codes + row * code_stride, idxout != NULL || resid_lv != NULL);
             } else
 #endif
             {
@@ -655,6 +702,30 @@ VQ_API int vq_rotate_scalar_encode(const float *x, int64_t r0, int64_t r1, int64
             stats[3 * row] = yy;
             stats[3 * row + 1] = yq;
             stats[3 * row + 2] = qq;
+            if (resid_lv) {
+                /* TurboQuant_prod's QJL input (kernels.quantize.unit_residual): norm as the
+                 * codec stores it (float32 sqrt of ell, 0 when the rule-0 guard trips),
+                 * rho = y/norm - lv[idx] in float32, gamma = ||rho|| (16 partial sums) */
+                float norm = (yy <= VQ_FLT_EPS || yq <= 0.0) ? 0.0f : sqrtf((float)yy);
+                float rinv = norm > 0.0f ? (float)(1.0 / (double)norm) : 0.0f;
+                float *rho = yout + row * dim;
+                double acc[16] = {0};
+                int64_t i = 0;
+#ifdef VQ_X86
+                if (b == VQ_AVX512) i = resid_avx512(y, idx, resid_lv, nb + 1, rinv, dim, rho, acc);
+#endif
+                for (; i < dim; i++) {
+                    float v = y[i] * rinv - resid_lv[idx[i]];
+                    rho[i] = v;
+                    acc[i & 15] += (double)v * (double)v;
+                }
+                double g2 = 0.0;
+                for (int c = 0; c < 16; c++) g2 += acc[c];
+                gamma_out[row] = (float)sqrt(g2);
+            } else if (yout) {
+                memcpy(yout + row * dim, y, (size_t)dim * sizeof(float));
+            }
+            if (idxout) memcpy(idxout + row * dim, idx, (size_t)dim * sizeof(uint16_t));
         }
     }
     free(ta); free(tb); free(rows); free(idx);

@@ -61,7 +61,8 @@ def _load():
                                                 p, ctypes.c_int]
                 cdll.vq_fast_rotate.restype = ctypes.c_int
                 cdll.vq_rotate_scalar_encode.argtypes = [p, i64, i64, i64, p, p, i64, i64, p, i64,
-                                                         p, i64, p, i64, p, ctypes.c_int]
+                                                         p, i64, p, i64, p, p, p, p, p,
+                                                         ctypes.c_int]
                 cdll.vq_rotate_scalar_encode.restype = ctypes.c_int
                 encode_lib = cdll
             except AttributeError as exc:  # a library built before native/encode.c existed
@@ -130,16 +131,25 @@ def fast_rotate(x, sp, perms, p, out, inverse=False, num_threads=1, backend="aut
 
 
 def rotate_scalar_encode(x, sp, perms, p, bounds32, levels, width, codes, stats, num_threads=1,
-                         backend="auto"):
+                         backend="auto", y_out=None, idx_out=None, resid_levels=None,
+                         gamma_out=None):
     """Fused rotation + scalar quantization + packing (native/encode.c).
 
     Writes the packed fields into codes[:, :ceil(D*width/8)] and stats float64 (n, 3) =
     (||y||^2, <y, levels[idx]>, ||levels[idx]||^2); bit-identical to
-    kernels.quantize.fast_rotate_scalar_encode.
+    kernels.quantize.fast_rotate_scalar_encode.  Optionally keeps the rotated rows
+    (y_out float32 (n, D)) and the field values (idx_out uint16 (n, D)); with resid_levels
+    (float32 levels / sqrt(D)) y_out gets TurboQuant_prod's unit residual and gamma_out (n,)
+    its norm, as kernels.quantize.unit_residual computes them.
     """
     n, dim = x.shape
     b = ENCODE_BACKENDS[backend]
     fn = encode_lib.vq_rotate_scalar_encode
+    yp = None if y_out is None else _ptr(y_out)
+    ip = None if idx_out is None else _ptr(idx_out)
+    rp = None if resid_levels is None else _ptr(resid_levels)
+    gp = None if gamma_out is None else _ptr(gamma_out)
     _run_chunks(lambda r0, r1: fn(_ptr(x), r0, r1, dim, _ptr(sp), _ptr(perms), sp.shape[0], p,
                                   _ptr(bounds32), bounds32.shape[0], _ptr(levels), width,
-                                  _ptr(codes), codes.strides[0], _ptr(stats), b), n, num_threads)
+                                  _ptr(codes), codes.strides[0], _ptr(stats), yp, ip, rp, gp, b),
+                n, num_threads)

@@ -10,7 +10,10 @@ import math
 
 import numpy as np
 
+from .. import _native
+from ..kernels import bits as _bits
 from ..kernels import quantize as _q
+from ..kernels._threads import threads
 from .base import Codec, Section
 from .codebooks import boundaries_of, gaussian_levels, sphere_levels
 from .eden import _check_bits
@@ -119,6 +122,41 @@ class TurboQuantProd(Codec):
         proj = self._space_apply(1, rho, num_threads)
         signs = (proj >= 0).astype(np.uint16)
         return [idx, signs], np.stack([norm, gamma], axis=1)
+
+    def _encode_fused(self, x, codes, num_threads=1):
+        """Native path: the (b-1)-bit stage is rotated, quantized and packed in one C pass
+        that also returns the QJL input (unit residual rho and its norm gamma); same codes
+        as `_quantize` (tests/test_native_encode.py)."""
+        nat = self.rotation.native_args()
+        if nat is None:
+            return None
+        n = x.shape[0]
+        factors = np.empty((n, 2), np.float32)
+        bounds32 = np.ascontiguousarray(self._bounds, np.float32)
+        levels = np.ascontiguousarray(self.levels, np.float64)
+        lv = (self.levels / np.sqrt(self.D)).astype(np.float32)  # as unit_residual builds it
+        qjl = self.sections[1]
+        step = max(1024, (8 << 20) // (4 * self.D))
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            m = r1 - r0
+            rho = np.empty((m, self.D), np.float32)
+            gamma = np.empty(m, np.float32)
+            stats = np.empty((m, 3), np.float64)
+            _native.rotate_scalar_encode(x[r0:r1], *nat, bounds32, levels, self.bits - 1,
+                                         codes[r0:r1], stats, num_threads=num_threads,
+                                         y_out=rho, resid_levels=lv, gamma_out=gamma)
+            alpha = np.empty(m, np.float32)
+            ell = np.empty(m, np.float32)
+            _q.alpha_ell_rows(0, stats, self.D, alpha, ell)
+            norm = np.sqrt(ell).astype(np.float32)
+            with threads(num_threads):
+                proj = self._space_apply(1, rho, num_threads)
+                _bits.pack_fields_shifted((proj >= 0).astype(np.uint16), 0, 1, codes[r0:r1],
+                                          qjl.byte_off)
+            factors[r0:r1, 0] = norm
+            factors[r0:r1, 1] = gamma
+        return factors
 
     def _scales(self, fac):
         norm, gamma = fac[:, 0], fac[:, 1]

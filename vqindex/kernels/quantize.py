@@ -495,9 +495,12 @@ def unit_residual(y, idx, levels, norm, rho, gamma):
     lv = (levels / np.sqrt(dim)).astype(np.float32)
     for r in prange(n):
         inv = np.float32(1.0 / norm[r]) if norm[r] > 0 else np.float32(0.0)
-        acc = 0.0
+        acc = np.zeros(16, np.float64)  # fixed order, shared with native/encode.c
         for i in range(dim):
             v = y[r, i] * inv - lv[idx[r, i]]
             rho[r, i] = v
-            acc += np.float64(v) * v
-        gamma[r] = np.sqrt(acc)
+            acc[i & 15] += np.float64(v) * np.float64(v)
+        g2 = 0.0
+        for c in range(16):
+            g2 += acc[c]
+        gamma[r] = np.sqrt(g2)
