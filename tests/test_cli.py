@@ -1,4 +1,5 @@
 """vqindex-bench: quick sweep / distortion / encode-time runs, the Recall@k definition, errors."""
+import importlib.util
 import json
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def test_encode_time_quick(tmp_path):
     rows = json.loads((tmp_path / "encode_time.json").read_text())["rows"]
     assert sorted(r["d"] for r in rows) == [64, 128]
     assert all(r["encode_vps"] > 0 and r["n_time"] == 2000 for r in rows)
-    assert (tmp_path / "encode_time.png").is_file()
+    assert (tmp_path / "encode_time.md").is_file()
+    if importlib.util.find_spec("matplotlib") is not None:  # the plot needs the bench extra
+        assert (tmp_path / "encode_time.png").is_file()
 
 
 @pytest.mark.parametrize("argv", [

@@ -209,11 +209,13 @@ def _write_report(out, stem, payload, md, plot):
         json.dump(payload, f, indent=1, default=str)
     with open(os.path.join(out, f"{stem}.md"), "w") as f:
         f.write(md + "\n")
+    written = f"{stem}.json, {stem}.md"
     try:
         plot(os.path.join(out, f"{stem}.png"))
+        written += f", {stem}.png"
     except ImportError as e:
-        print(f"note: no plot ({e})")
-    print(f"wrote {out}/{stem}.json, {stem}.md, {stem}.png")
+        print(f"note: no plot ({e}; pip install matplotlib)")
+    print(f"wrote {out}/{written}")
 
 
 def _cmd_distortion(a):
