@@ -321,6 +321,7 @@ typedef struct {
 
 static rot_ops get_ops(int b) {
     rot_ops o = {layers_scalar, permute_scalar, load_scalar, store_scalar};
+    (void)b;
 #ifdef VQ_X86
     if (b == VQ_AVX2) { o.layers = layers_avx2; o.permute = permute_avx2; }
     if (b == VQ_AVX512) {
@@ -668,8 +669,8 @@ VQ_API int vq_rotate_scalar_encode(const float *x, int64_t r0, int64_t r1, int64
     if (!ta || !tb || !rows || !idx) { free(ta); free(tb); free(rows); free(idx); return -2; }
     float scale = (float)(1.0 / sqrt((double)p));
     int64_t nbytes = (dim * width + 7) / 8;
-    int vec = 0;
 #ifdef VQ_X86
+    int vec = 0;
     /* the gather binary search needs nb + 1 to be a power of two */
     vec = (b == VQ_AVX512) && ((nb + 1) & nb) == 0;
 #endif
