@@ -141,3 +141,18 @@ def test_small_d_sphere_codebooks_are_valid(d, bits):
         k = 1 << bits
         expect = np.sqrt(3.0) * (2 * (np.arange(k) + 0.5) / k - 1)
         np.testing.assert_allclose(lv, expect, atol=2e-4)
+
+
+@needs_native
+def test_numba_runs_when_the_cpu_has_no_simd_backend(monkeypatch):
+    """The portable scalar C rotation is slower than numba's, so it is never preferred."""
+    rot = Rotation(64, kind="fast", seed=1)
+    assert rot.native_args() is not None or BACKENDS == ["scalar"]
+    _native._has_simd.cache_clear()
+    monkeypatch.setattr(_native, "encode_backends", lambda: ["scalar"])
+    try:
+        assert not _native.encode_preferred()
+        assert rot.native_args() is None
+    finally:
+        monkeypatch.undo()
+        _native._has_simd.cache_clear()

@@ -7,11 +7,12 @@ library is missing, fails to load, or ``VQINDEX_NO_NATIVE=1`` is set.  Importing
 module never raises; ``load_error`` says why ``lib`` is None.
 """
 import ctypes
+import functools
 import glob
 import os
 
 __all__ = ["lib", "encode_lib", "load_error", "library_path", "BACKEND_IDS", "ENCODE_BACKENDS",
-           "encode_backends", "fast_rotate", "rotate_scalar_encode"]
+           "encode_backends", "encode_preferred", "fast_rotate", "rotate_scalar_encode"]
 
 # backend ids understood by fs_scan (0 = best available)
 BACKEND_IDS = {"auto": 0, "scalar": 1, "avx2": 2, "avx512": 3, "avx512vnni": 4}
@@ -83,6 +84,18 @@ except Exception as exc:  # pragma: no cover - never raise at import
 
 
 # --------------------------------------------------------------------------- encode kernels
+
+def encode_preferred():
+    """True when the native encode kernels should replace numba's: the library is loaded and
+    the CPU has a SIMD backend. Its portable scalar C rotation is slower than numba's
+    (measured 0.83 s vs 0.49 s per 100k x 1536 rotations), so without AVX2 numba runs."""
+    return encode_lib is not None and _has_simd(id(encode_lib))
+
+
+@functools.lru_cache(maxsize=None)
+def _has_simd(lib_id):
+    return any(b != "scalar" for b in encode_backends())
+
 
 def encode_backends():
     """Names of the native encode backends usable on this CPU ([] without the library)."""

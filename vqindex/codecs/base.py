@@ -177,12 +177,8 @@ class Codec:
             with threads(num_threads):
                 factors = self._encode_fused(x, codes, num_threads)
         if factors is None:
-            # rows are independent: encode in chunks of ~8 MB of rotated rows, so that the
-            # intermediates stay in cache and are not page-faulted in afresh for a large batch
-            step = max(1024, (8 << 20) // (4 * self.D))
             parts = []
-            for r0 in range(0, n, step):
-                r1 = min(n, r0 + step)
+            for r0, r1 in self._row_chunks(n):
                 ref = None if reference is None else reference[r0:r1]
                 y = self._rotate_residuals(x[r0:r1], ref, num_threads)
                 with threads(num_threads):
@@ -391,6 +387,12 @@ class Codec:
         return out
 
     # ---------------------------------------------------------------- subclass hooks
+    def _row_chunks(self, n):
+        """(r0, r1) row ranges of ~8 MB of rotated rows: rows are encoded independently, so
+        large batches go chunk by chunk and the intermediates stay in cache."""
+        step = max(1024, (8 << 20) // (4 * self.D))
+        return [(r0, min(n, r0 + step)) for r0 in range(0, n, step)]
+
     def _encode_fused(self, x, codes, num_threads=1):
         """Optional one-pass encoder of raw vectors into `codes`; return factors or None."""
         return None

@@ -48,9 +48,9 @@ class Rotation:
                 np.take_along_axis(self._signs, self._perms.astype(np.int64), axis=1))
 
     def native_args(self):
-        """(sign-at-permutation, perms, p) for native/encode.c, or None (Haar rotation or no
-        native library; the numba kernels are used then, with bit-identical results)."""
-        if self.kind != "fast" or _native.encode_lib is None:
+        """(sign-at-permutation, perms, p) for native/encode.c, or None (Haar rotation, no
+        native library or no SIMD backend: the numba kernels run then, bit-identical)."""
+        if self.kind != "fast" or not _native.encode_preferred():
             return None
         return self._sp, self._perms, self._p
 

@@ -136,9 +136,7 @@ class TurboQuantProd(Codec):
         levels = np.ascontiguousarray(self.levels, np.float64)
         lv = (self.levels / np.sqrt(self.D)).astype(np.float32)  # as unit_residual builds it
         qjl = self.sections[1]
-        step = max(1024, (8 << 20) // (4 * self.D))
-        for r0 in range(0, n, step):
-            r1 = min(n, r0 + step)
+        for r0, r1 in self._row_chunks(n):
             m = r1 - r0
             rho = np.empty((m, self.D), np.float32)
             gamma = np.empty(m, np.float32)

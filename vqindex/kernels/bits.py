@@ -24,17 +24,6 @@ def pack_fields(idx, width, out, byte_off):
 
 
 @njit(cache=True, nogil=True)
-def _pack_row4(row, dst, sh):
-    """dst[b] = field 2b | field 2b+1 << 4 (fields (row >> sh) & 15); a separate function so
-    that it vectorises (inside the prange body it does not)."""
-    m4 = np.uint32(15)
-    for b in range(dst.shape[0]):
-        lo = (np.uint32(row[2 * b]) >> sh) & m4
-        hi = (np.uint32(row[2 * b + 1]) >> sh) & m4
-        dst[b] = np.uint8(lo | (hi << np.uint32(4)))
-
-
-@njit(cache=True, nogil=True)
 def _pack_groups(row, dst, shift, width, g, gbytes, ngroups):
     """Bitstream of one row, g fields (= gbytes whole bytes) at a time, then the tail."""
     mask = np.uint64((1 << width) - 1)
@@ -74,7 +63,10 @@ def pack_fields_shifted(idx, shift, width, out, byte_off):
             row = idx[r]
             dst = out[r, byte_off:byte_off + full]
             if width == 4:
-                _pack_row4(row, dst, sh32)
+                for b in range(full):
+                    lo = (np.uint32(row[2 * b]) >> sh32) & mask32
+                    hi = (np.uint32(row[2 * b + 1]) >> sh32) & mask32
+                    dst[b] = np.uint8(lo | (hi << np.uint32(4)))
             elif width == 8:
                 for b in range(full):
                     dst[b] = np.uint8((np.uint32(row[b]) >> sh32) & mask32)
