@@ -340,3 +340,38 @@ def scan(blocks, n, lut_u8, out=None, num_threads=1, backend="auto"):
             for f in futs:
                 f.result()
     return out
+
+
+# --------------------------------------------------------------------------- scan_q
+
+@njit(cache=True, nogil=True)
+def scan_q_numba(blocks, b_off, block_stride, nblocks, n, m, lut, l_off, lut_stride, qidx,
+                 out):  # pragma: no cover - compiled
+    """Reference of the native ``fs_scan_q`` kernel (the driver's scan primitive).
+
+    blocks: uint8 1-D buffer; nibble j of block b (layout of :func:`pack_blocks`) is the 16
+    bytes at ``b_off + b*block_stride + 16*j``, j < m, b < nblocks (n <= 32*nblocks valid
+    vectors).  lut: uint8 1-D buffer; query t uses ``LUT[j][x]`` at
+    ``l_off + qidx[t]*lut_stride + 16*j + x``.  out: uint16 2-D, ``out[t, v]`` (v < n) gets
+    ``sum_j LUT_t[j][nibble_j(v)]`` modulo 2**16.
+    """
+    nq = qidx.shape[0]
+    acc = np.zeros(32, dtype=np.uint32)
+    for b in range(nblocks):
+        base = b * 32
+        nv = min(32, n - base)
+        if nv <= 0:
+            break
+        o0 = b_off + b * block_stride
+        for t in range(nq):
+            lo = l_off + qidx[t] * lut_stride
+            acc[:] = 0
+            for j in range(m):
+                o = o0 + 16 * j
+                lj = lo + 16 * j
+                for i in range(16):
+                    c = blocks[o + i]
+                    acc[i] += lut[lj + (c & 15)]
+                    acc[i + 16] += lut[lj + (c >> 4)]
+            for i in range(nv):
+                out[t, base + i] = acc[i] & 0xFFFF
