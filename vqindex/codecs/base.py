@@ -61,8 +61,35 @@ class QueryTables:
         self.qnorm2 = qnorm2  # float32 (nq,) ||q - c||^2
         self.qdotc = qdotc    # float32 (nq,) <q, c>
         self.num_threads = num_threads
+        self.codec_key = codec.key
         self._luts = None
         self._nibble_luts = None
+        self._spaces = None
+        self._fast = None
+
+    @property
+    def spaces(self):
+        """float32 (n_spaces, nq, D): the rotated queries in every query space of the codec
+        (space 0: v; TurboQuant_prod's space 1: its QJL projection of v)."""
+        if self._spaces is None:
+            self._spaces = self.codec.query_spaces(self.v, self.num_threads)
+        return self._spaces
+
+    def fast_luts(self):
+        """(lut_u8 uint8 (nq, m, 16), scale, bias float32 (n_acc, nq)): the quantized
+        fast-scan LUTs of the codec's scan layout (one affine map per accumulator)."""
+        if self._fast is None:
+            from ..kernels import driver as _drv
+            lay = self.codec.scan_layout
+            nq = self.v.shape[0]
+            lut = np.empty((nq, lay.m, 16), np.float32)
+            _drv.build_nibble_luts(self.spaces, lay.space, lay.cidx, lay.E, lut)
+            u8 = np.empty((nq, lay.m, 16), np.uint8)
+            scale = np.empty((self.codec.n_acc, nq), np.float64)
+            bias = np.empty((self.codec.n_acc, nq), np.float64)
+            _drv.quantize_luts(lut, lay.acc_nib, u8, scale, bias)
+            self._fast = (u8, scale.astype(np.float32), bias.astype(np.float32))
+        return self._fast
 
     @property
     def luts(self):
@@ -122,6 +149,77 @@ class Codec:
         self._group_index = {}
         # the whole code part as one run of nibbles: the scan layout of `nibble_luts`
         self._nibble_secs = np.array([[0, 4, 2 * off, 0, 0, 16]], dtype=np.int64)
+        self._layout_version = getattr(self, "_layout_version", 0) + 1
+
+    @property
+    def key(self):
+        """The codec's identity (class and every code-changing parameter): query tables carry
+        it, so tables prepared by another codec are refused."""
+        k = getattr(self, "_key", None)
+        if k is None or k[0] != self._layout_version:
+            import json
+            k = (self._layout_version, type(self).__name__ + json.dumps(self.params(), sort_keys=True))
+            self._key = k
+        return k[1]
+
+    _layout_version = 0
+
+    @property
+    def scan_layout(self):
+        """The fast-scan sub-code layout (codecs.layout.ScanLayout), built once."""
+        lay = getattr(self, "_scan_layout", None)
+        if lay is None or lay[0] != self._layout_version:
+            from .layout import ScanLayout
+            lay = (self._layout_version, ScanLayout(self))
+            self._scan_layout = lay
+        return lay[1]
+
+    @property
+    def exact_tables(self):
+        """(secs int64 (S, 7), tables float32): the exact estimator of kernels.driver."""
+        t = getattr(self, "_exact", None)
+        if t is None or t[0] != self._layout_version:
+            from .layout import exact_tables
+            t = (self._layout_version, exact_tables(self))
+            self._exact = t
+        return t[1]
+
+    @property
+    def n_spaces(self):
+        return 1 + max((s.space for s in self.sections), default=0)
+
+    def query_spaces(self, v, num_threads=1):
+        """float32 (n_spaces, nq, D) of rotated queries v (nq, D)."""
+        spaces = self._spaces(np.ascontiguousarray(v, np.float32), num_threads)
+        out = np.empty((self.n_spaces,) + v.shape, np.float32)
+        for sp in range(self.n_spaces):
+            out[sp] = spaces.get(sp, 0.0)
+        return out
+
+    def fold_reference(self, codes, sf, x, centroids, which, metric, num_threads=1):
+        """Fold the IVF list term into the scan factors `sf` (in place).
+
+        codes: codes (n, code_size) of the residuals x - centroids[which]; x: float32 (n, d)
+        the raw vectors; centroids (L, d); which int64 (n,); metric "ip" or "l2". With
+        corr = est<x - c, c> (the estimate against the vector's own centroid, exact
+        decode-dot), the scan of a list with the query's tables of R q estimates
+        <x - c, q - c> (a control variate: the estimate's error at c is known and removed):
+        L2 adds 2 corr to ell, IP stores <x - c, c> - corr as f_c.
+        """
+        from ..kernels import driver as _drv
+        cq = self.prepare_queries(centroids, num_threads=num_threads)
+        secs, tables = self.exact_tables
+        corr = np.empty(codes.shape[0], np.float32)
+        with threads(num_threads):
+            _drv.exact_ip_rows(codes, secs, tables, cq.spaces, np.ascontiguousarray(which, np.int64),
+                               sf, self.n_acc, corr)
+        n_acc = self.n_acc
+        if metric == "ip":
+            ref = centroids[which]
+            sf[:, n_acc + 1] = np.einsum("ij,ij->i", x - ref, ref).astype(np.float32) - corr
+        else:
+            sf[:, n_acc] += 2.0 * corr
+        return sf
 
     @property
     def bits_per_dim(self):
@@ -362,6 +460,18 @@ class Codec:
         v = self.rotation.apply(r, num_threads=num_threads)
         qnorm2 = np.einsum("ij,ij->i", r, r, dtype=np.float64).astype(np.float32)
         qdotc = (xq @ c).astype(np.float32) if c is not None else np.zeros(len(xq), np.float32)
+        return QueryTables(self, xq, v, qnorm2, qdotc, num_threads)
+
+    def _prepare_trusted(self, xq, num_threads=1):
+        """prepare_queries for validated float32 (nq, d) queries (no reference): the internal
+        path of the indexes, which validate once at their public boundary."""
+        r = xq if self.center is None else xq - self.center
+        if self.D != self.d:
+            r = np.concatenate([r, np.zeros((r.shape[0], self.D - self.d), np.float32)], axis=1)
+        v = self.rotation.apply(r, num_threads=num_threads)
+        qnorm2 = np.einsum("ij,ij->i", r, r, dtype=np.float64).astype(np.float32)
+        qdotc = ((xq @ self.center).astype(np.float32) if self.center is not None
+                 else np.zeros(len(xq), np.float32))
         return QueryTables(self, xq, v, qnorm2, qdotc, num_threads)
 
     def estimate(self, queries, codes, metric="ip", num_threads=1):

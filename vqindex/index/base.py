@@ -81,19 +81,30 @@ class Index:
         return self._keys_to_distances(keys).astype(np.float32), ids
 
     def range_search(self, x, radius, params=None):
-        """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I)."""
+        """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I).
+
+        Results of query i are D[lims[i]:lims[i+1]], I[lims[i]:lims[i+1]] (FAISS layout)."""
         x = self._prep(x, "queries")
         p = self._resolve(params)
+        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)):
+            raise TypeError(f"radius must be a real number, got {type(radius).__name__}")
         radius = float(radius)
+        if np.isnan(radius):
+            raise ValueError("radius must be a number, got nan")
         nq = x.shape[0]
         if nq == 0 or self.ntotal == 0:
             return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        lims, keys, ids = self._range_keys(x, radius, p)
+        return lims, self._keys_to_distances(keys).astype(np.float32), ids.astype(np.int64)
+
+    def _range_keys(self, x, radius, p):
+        """(lims, keys, ids) of the range search; default: a full search, thresholded."""
         keys, ids = self._search_keys(x, self.ntotal, p, for_range=True)
         dist = self._keys_to_distances(keys)
         ok = (ids >= 0) & ((dist > radius) if self._is_ip else (dist < radius))
-        lims = np.zeros(nq + 1, np.int64)
+        lims = np.zeros(x.shape[0] + 1, np.int64)
         lims[1:] = np.cumsum(ok.sum(axis=1))
-        return lims, dist[ok].astype(np.float32), ids[ok].astype(np.int64)
+        return lims, keys[ok], ids[ok]
 
     def assign(self, x, k, params=None):
         return self.search(x, k, params)[1]
@@ -274,7 +285,103 @@ class IndexCodes(Index):
     def sa_code_size(self):
         return self.codec.code_size
 
-    # ------------------------------------------------------------------ scan driver
+    # ------------------------------------------------------------------ the search core
+    #: shortlist depth of the fast scan: max(fastscan_min, factor * k) rows per query are
+    #: rescored exactly; an exact layout only loses the uint8 LUT rounding, a surrogate
+    #: (BlockQuant's block fields, 5-8-bit scalar fields) needs a deeper shortlist
+    fastscan = True
+    fastscan_rerank = 8
+    fastscan_rerank_surrogate = 24
+    fastscan_min = 64
+    #: blocks of 32 codes scanned per kernel call (a piece: 1024 codes, L2-sized)
+    fastscan_piece = 32
+    #: queries that share one scan of a piece (kernel query batch)
+    fastscan_group = 16
+
+    def _metric_ab(self):
+        return (np.float32(0.0), np.float32(1.0)) if self._is_ip else (np.float32(1.0),
+                                                                        np.float32(-2.0))
+
+    def _rerank_depth(self, k, n):
+        f = self.fastscan_rerank if self.codec.scan_layout.exact else self.fastscan_rerank_surrogate
+        return int(min(max(n, 1), max(k, self.fastscan_min, f * k)))
+
+    def _driver_search(self, qt, k, p, nt, probes, probe_add, blocks, list_boff, list_pos,
+                       codes, sf, mask, use_mask, qchunk):
+        """Fast-scan shortlist + exact rescoring over the probed lists: one compiled call.
+
+        Returns keys (nq, k) (smaller is better) and storage rows (-1: none)."""
+        from .. import _native
+        from ..kernels import driver as _drv
+        codec = self.codec
+        lay = codec.scan_layout
+        lut_u8, scale, bias = qt.fast_luts()
+        nq = probes.shape[0]
+        n = codes.shape[0]
+        rr = self._rerank_depth(k, n)
+        nsplit = 1 if nq >= nt else max(1, nt // max(nq, 1))
+        a_ell, a_ip = self._metric_ab()
+        secs, tables = codec.exact_tables
+        keys = np.empty((nq, k), np.float32)
+        pos = np.empty((nq, k), np.int64)
+        addr = getattr(_native, "scan_q_address", None)
+        fptr = addr() if addr is not None else 0
+        with threads(nt):
+            _drv.fastscan_search(np.int64(fptr), np.int64(0), blocks.reshape(-1),
+                                 np.int64(lay.bstride), lay.acc_nib, list_boff, list_pos,
+                                 lut_u8.reshape(-1), bias, scale, probes, probe_add,
+                                 sf, codec.n_acc, a_ell, a_ip, mask, use_mask,
+                                 codes, secs, tables, qt.spaces,
+                                 np.int64(rr), np.int64(nsplit), np.int64(qchunk),
+                                 np.int64(self.fastscan_piece), np.int64(self.fastscan_group),
+                                 keys, pos)
+        return keys, pos
+
+    def _exact_search(self, qt, k, nt, seg_start, seg_end, seg_add, codes, sf, mask, use_mask,
+                      positions=None):
+        """Exact estimates over segments of rows (or of `positions`), top-k; (keys, rows)."""
+        from ..kernels import driver as _drv
+        secs, tables = self.codec.exact_tables
+        a_ell, a_ip = self._metric_ab()
+        nq = seg_start.shape[0]
+        keys = np.empty((nq, k), np.float32)
+        pos = np.empty((nq, k), np.int64)
+        positions = np.zeros(0, np.int64) if positions is None else positions
+        with threads(nt):
+            _drv.exact_search(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
+                              seg_start, seg_end, seg_add, positions, mask, use_mask, keys, pos)
+        return keys, pos
+
+    def _exact_range(self, qt, radius, nt, seg_start, seg_end, seg_add, codes, sf, mask,
+                     use_mask):
+        """Range search by exact estimates: (lims, keys, rows) of keys < the radius key."""
+        from ..kernels import driver as _drv
+        secs, tables = self.codec.exact_tables
+        a_ell, a_ip = self._metric_ab()
+        nq = seg_start.shape[0]
+        kmax = np.full(nq, -radius if self._is_ip else radius, np.float32)
+        counts = np.zeros(nq, np.int64)
+        dummy_k = np.zeros(0, np.float32)
+        dummy_p = np.zeros(0, np.int64)
+        with threads(nt):
+            _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
+                             seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, dummy_k,
+                             dummy_p, False)
+            tot = int(counts.sum())
+            keys = np.empty(tot, np.float32)
+            rows = np.empty(tot, np.int64)
+            _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
+                             seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, keys,
+                             rows, True)
+        lims = np.zeros(nq + 1, np.int64)
+        lims[1:] = np.cumsum(counts)
+        return lims, keys, rows
+
+    def _rows_to_ids(self, rows, ids=None):
+        ids = self._ids if ids is None else ids
+        return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+
+    # ------------------------------------------------------------------ scan driver (float LUT)
     def _run_scan(self, queries, k, p, task_query, task_seg0, task_seg1, seg_start, seg_end,
                   seg_add, for_range=False):
         """Run the shared top-k scan; merge per-query tasks; map positions to ids."""

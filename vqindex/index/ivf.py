@@ -112,19 +112,9 @@ class IndexIVFCodes(IndexCodes):
         ref = self.centroids[lists]
         codes = self.codec.encode(x, reference=ref, num_threads=nt)
         sf = self.codec.scan_factors(codes)
-        fc = np.einsum("ij,ij->i", x - ref, ref).astype(np.float32)
-        # <code, R c> of each vector against its own centroid's LUT (folded into the factors)
         uniq, which = np.unique(lists, return_inverse=True)
-        cq = self.codec.prepare_queries(self.centroids[uniq], num_threads=nt)
-        corr = np.empty(len(x), np.float32)
-        with threads(nt):
-            _scan.estimate_gather(codes, self.codec._secs, cq.luts, sf, self.codec.n_acc,
-                                  which.astype(np.int64), corr)
-        n_acc = self.codec.n_acc
-        if self._is_ip:
-            sf[:, n_acc + 1] = fc - corr
-        else:
-            sf[:, n_acc] += 2.0 * corr
+        self.codec.fold_reference(codes, sf, x, self.centroids[uniq], which,
+                                  "ip" if self._is_ip else "l2", nt)
         self._append(codes, sf, ids, x, lists)
 
     def _append(self, codes, sf, ids, x, lists=None):

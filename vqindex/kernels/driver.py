@@ -1,0 +1,491 @@
+"""The one search driver: fast-scan shortlists over segments, exact rescoring, top-k, ids.
+
+Every code index (Flat: one list; IVF: the probed lists; HNSW's flat fallback; Refine's
+shortlist through its base) searches through these kernels, so a batch search is one compiled
+call. Nothing here knows a codec's name; the codec describes its codes with two arrays:
+
+* ``secs`` int64 (S, 7) -- the exact estimator (decode-dot): section s holds ``count`` fields
+  of ``width`` bits at byte ``byte_off``; field i is codeword ``tables[toff + f*c : +c]`` of
+  coordinates ``[i*c, (i+1)*c)`` of query space ``space``, summed into accumulator ``acc``.
+  Columns: byte_off, width, count, acc, space, toff, c.
+* the fast-scan layout: every vector is also a row of 4-bit sub-codes packed in blocks of 32
+  (``kernels.fastscan.pack_blocks`` layout, ``bstride`` bytes per block); accumulator a owns
+  nibbles ``acc_nib[a] .. acc_nib[a+1]`` and a query's uint8 LUT has the same nibble order.
+
+The estimate of a stored vector i for query q, in the metric's own units (smaller is better
+after the sign), is always::
+
+    est = add + a_ell * sf[i, n_acc] + (1 - a_ell) * sf[i, n_acc + 1]
+              + a_ip * sum_a sf[i, a] * acc_a                                  (``estimate``)
+
+with ``acc_a`` the exact decode-dot sum or, in the shortlist, its fast-scan approximation
+``bias[a, q] + scale[a, q] * uint16_acc``. ``add`` is the segment's constant (||q - c||^2 or
+<q, c> of the IVF list, or the flat query term). L2: a_ell = 1, a_ip = -2; IP: 0 and 1, and
+the key is -est.
+
+The scan primitive is ``fs_scan_q`` of native/fastscan.c, called through its address from
+nopython code (``call_scan_q``); its numba twin ``fastscan.scan_q_numba`` runs when the
+address is 0 (no library) and is the reference the C kernel is tested against.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from .bits import read_field
+from .fastscan import scan_q_numba
+from .topk import heap_push
+
+MAX_ACC = 2
+
+
+# --------------------------------------------------------------------------- native call
+
+@intrinsic
+def _call_i64x12(typingctx, fptr, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12):
+    """Call the C function at address `fptr` with 12 int64 arguments; returns int64."""
+    sig = types.int64(types.int64, *([types.int64] * 12))
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(i64, [i64] * 12)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(fn, args[1:])
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def call_scan_q(fptr, backend, blocks, b_off, bstride, nblocks, n, m, lut, l_off, lut_stride,
+                qidx, out):
+    """One scan_q call: native when fptr != 0, else the numba twin (same result)."""
+    if fptr != 0:
+        return _call_i64x12(fptr, np.int64(blocks.ctypes.data) + b_off, bstride, nblocks, n, m,
+                            np.int64(lut.ctypes.data) + l_off, lut_stride,
+                            np.int64(qidx.ctypes.data), np.int64(qidx.shape[0]),
+                            np.int64(out.ctypes.data), np.int64(out.shape[1]), backend)
+    scan_q_numba(blocks, b_off, bstride, nblocks, n, m, lut, l_off, lut_stride, qidx, out)
+    return 0
+
+
+# --------------------------------------------------------------------------- exact estimate
+
+@njit(cache=True, nogil=True, inline="always")
+def exact_accs(row, secs, tables, vsp, q, accs):
+    """accs[a] = sum over sections of accumulator a of <codeword(field_i), v_space[q] block i>."""
+    for a in range(accs.shape[0]):
+        accs[a] = 0.0
+    for s in range(secs.shape[0]):
+        off = secs[s, 0]
+        width = secs[s, 1]
+        count = secs[s, 2]
+        toff = secs[s, 5]
+        c = secs[s, 6]
+        v = vsp[secs[s, 4], q]
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        if c == 1 and width == 4:
+            nb = count >> 1
+            for j in range(nb):
+                b = row[off + j]
+                a0 += tables[toff + (b & 15)] * v[2 * j]
+                a1 += tables[toff + (b >> 4)] * v[2 * j + 1]
+            if count & 1:
+                a0 += tables[toff + (row[off + nb] & 15)] * v[count - 1]
+        elif c == 1 and width == 1:
+            t0 = tables[toff]
+            t1 = tables[toff + 1]
+            nb = count >> 3
+            for j in range(nb):
+                b = row[off + j]
+                for r in range(8):
+                    if (b >> r) & 1:
+                        a0 += t1 * v[8 * j + r]
+                    else:
+                        a1 += t0 * v[8 * j + r]
+            for i in range(8 * nb, count):
+                if (row[off + (i >> 3)] >> (i & 7)) & 1:
+                    a0 += t1 * v[i]
+                else:
+                    a1 += t0 * v[i]
+        elif width == 8:
+            for i in range(count):
+                base = toff + np.int64(row[off + i]) * c
+                for t in range(c):
+                    a0 += tables[base + t] * v[i * c + t]
+        else:
+            for i in range(count):
+                base = toff + np.int64(read_field(row, off, i * width, width)) * c
+                for t in range(c):
+                    a0 += tables[base + t] * v[i * c + t]
+        accs[secs[s, 3]] += a0 + a1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def estimate(add, sf_row, n_acc, a_ell, a_ip, accs):
+    """The one affine correction: the estimate from accumulator sums (module docstring)."""
+    ip = np.float32(0.0)
+    for a in range(n_acc):
+        ip += sf_row[a] * accs[a]
+    return (add + a_ell * sf_row[n_acc] + (np.float32(1.0) - a_ell) * sf_row[n_acc + 1]
+            + a_ip * ip)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def heap_push3(keys, ids, vals, size, key, ident, val):
+    """`topk.heap_push` that carries a float payload `vals` along with the ids."""
+    cap = keys.shape[0]
+    if size < cap:
+        i = size
+        size += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if keys[parent] >= key:
+                break
+            keys[i] = keys[parent]
+            ids[i] = ids[parent]
+            vals[i] = vals[parent]
+            i = parent
+    elif key < keys[0]:
+        i = 0
+        while True:
+            left = 2 * i + 1
+            if left >= cap:
+                break
+            child = left
+            if left + 1 < cap and keys[left + 1] > keys[left]:
+                child = left + 1
+            if keys[child] <= key:
+                break
+            keys[i] = keys[child]
+            ids[i] = ids[child]
+            vals[i] = vals[child]
+            i = child
+    else:
+        return size
+    keys[i] = key
+    ids[i] = ident
+    vals[i] = val
+    return size
+
+
+@njit(cache=True, nogil=True)
+def _heap_sorted_with(keys, ids, size, out_keys, out_ids):
+    order = np.argsort(keys[:size], kind="mergesort")
+    for t in range(size):
+        out_keys[t] = keys[order[t]]
+        out_ids[t] = ids[order[t]]
+    for t in range(size, out_keys.shape[0]):
+        out_keys[t] = np.inf
+        out_ids[t] = -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def exact_search(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
+                 seg_add, positions, mask, use_mask, out_keys, out_pos):
+    """Top-k by exact estimates over segments: query q scans rows seg_start[q, p] ..
+    seg_end[q, p] (of `positions` when positions is non-empty, else storage rows) with
+    constant seg_add[q, p]. out_keys (nq, k): keys (sign applied), out_pos: storage rows."""
+    nq = seg_start.shape[0]
+    k = out_keys.shape[1]
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    use_pos = positions.shape[0] > 0
+    for q in prange(nq):
+        keys = np.empty(k, np.float32)
+        ids = np.empty(k, np.int64)
+        accs = np.zeros(MAX_ACC, np.float32)
+        size = 0
+        for p in range(seg_start.shape[1]):
+            add = seg_add[q, p]
+            for r in range(seg_start[q, p], seg_end[q, p]):
+                i = positions[r] if use_pos else r
+                if use_mask and mask[i] == 0:
+                    continue
+                exact_accs(codes[i], secs, tables, vsp, q, accs)
+                key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+                size = heap_push(keys, ids, size, key, i)
+        _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def exact_range(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
+                seg_add, mask, use_mask, key_max, counts, out_keys, out_pos, fill):
+    """Range search by exact estimates: every row with key < key_max[q].
+
+    First call with fill=False to get counts (nq,); then with fill=True and out arrays of
+    sum(counts) rows, written at the offsets cumsum(counts) (same order both times)."""
+    nq = seg_start.shape[0]
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    starts = np.zeros(nq, np.int64)
+    if fill:
+        for q in range(1, nq):
+            starts[q] = starts[q - 1] + counts[q - 1]
+    for q in prange(nq):
+        accs = np.zeros(MAX_ACC, np.float32)
+        c = 0
+        o = starts[q]
+        for p in range(seg_start.shape[1]):
+            add = seg_add[q, p]
+            for i in range(seg_start[q, p], seg_end[q, p]):
+                if use_mask and mask[i] == 0:
+                    continue
+                exact_accs(codes[i], secs, tables, vsp, q, accs)
+                key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+                if key < key_max[q]:
+                    if fill:
+                        out_keys[o + c] = key
+                        out_pos[o + c] = i
+                    c += 1
+        if not fill:
+            counts[q] = c
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def exact_ip_rows(codes, secs, tables, vsp, which, sf, n_acc, out):
+    """out[i] = sum_a sf[i, a] * acc_a of code row i against query which[i] of vsp (the IVF
+    fold of <code, R c> into the factors)."""
+    n = codes.shape[0]
+    for i in prange(n):
+        accs = np.zeros(MAX_ACC, np.float32)
+        exact_accs(codes[i], secs, tables, vsp, which[i], accs)
+        ip = np.float32(0.0)
+        for a in range(n_acc):
+            ip += sf[i, a] * accs[a]
+        out[i] = ip
+
+
+# --------------------------------------------------------------------------- fast-scan driver
+
+@njit(cache=True, nogil=True)
+def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
+    """(key, query, probe) of the (list piece, query) pairs of queries q0..q1 given to `split`,
+    sorted by key = list * maxpieces + piece (so each piece is scanned once for all its
+    queries)."""
+    npairs = 0
+    for q in range(q0, q1):
+        w = 0
+        for p in range(probes.shape[1]):
+            l = probes[q, p]
+            if l < 0:
+                continue
+            nb = list_boff[l + 1] - list_boff[l]
+            for c in range((nb + piece - 1) // piece):
+                if w % nsplit == split:
+                    npairs += 1
+                w += 1
+    keys = np.empty(npairs, np.int64)
+    qs = np.empty(npairs, np.int64)
+    ps = np.empty(npairs, np.int64)
+    t = 0
+    for q in range(q0, q1):
+        w = 0
+        for p in range(probes.shape[1]):
+            l = probes[q, p]
+            if l < 0:
+                continue
+            nb = list_boff[l + 1] - list_boff[l]
+            for c in range((nb + piece - 1) // piece):
+                if w % nsplit == split:
+                    keys[t] = l * maxpieces + c
+                    qs[t] = q
+                    ps[t] = p
+                    t += 1
+                w += 1
+    order = np.argsort(keys, kind="mergesort")
+    return keys[order], qs[order], ps[order]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos,
+                    lut_u8, lut_bias, lut_scale, probes, probe_add,
+                    sf, n_acc, a_ell, a_ip, mask, use_mask,
+                    codes, secs, tables, vsp,
+                    rr, nsplit, qchunk, piece, group,
+                    out_keys, out_pos):
+    """Fast-scan shortlist of rr rows per query over the probed lists, exact rescoring, top-k.
+
+    blocks: uint8 1-D, the block-packed sub-codes; list l owns blocks list_boff[l] ..
+    list_boff[l+1] and storage rows list_pos[l] .. list_pos[l+1] (row r of the list is
+    vector r of its blocks). lut_u8: uint8 1-D (nq * m_total * 16); lut_bias / lut_scale:
+    float32 (n_acc, nq). probes int64 (nq, P) list ids (-1: none), probe_add float32 (nq, P).
+    Tasks: queries in chunks of qchunk, times nsplit splits of each query's (list, piece)
+    work (for fewer queries than threads); each task scans a piece (<= `piece` blocks) once
+    for up to `group` of its queries. out_keys / out_pos: (nq, k), keys with the sign applied
+    (smaller is better), storage rows (-1 padding).
+    """
+    nq = probes.shape[0]
+    k = out_keys.shape[1]
+    m_total = acc_nib[n_acc]
+    lstride = m_total * 16
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    nchunks = (nq + qchunk - 1) // qchunk
+    ntasks = nchunks * nsplit
+    hk = np.empty((nsplit, nq, rr), np.float32)
+    hp = np.empty((nsplit, nq, rr), np.int64)
+    ha = np.empty((nsplit, nq, rr), np.float32)
+    hs = np.zeros((nsplit, nq), np.int64)
+    maxpieces = 1
+    for l in range(list_boff.shape[0] - 1):
+        np_l = (list_boff[l + 1] - list_boff[l] + piece - 1) // piece
+        if np_l > maxpieces:
+            maxpieces = np_l
+    for task in prange(ntasks):
+        ch = task // nsplit
+        split = task % nsplit
+        q0 = ch * qchunk
+        q1 = min(nq, q0 + qchunk)
+        pkeys, pqs, pps = _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces)
+        acc = np.empty((MAX_ACC, group, piece * 32), np.uint16)
+        qidx = np.empty(group, np.int64)
+        pidx = np.empty(group, np.int64)
+        a = 0
+        npairs = pkeys.shape[0]
+        while a < npairs:
+            b = a + 1
+            while b < npairs and pkeys[b] == pkeys[a] and b - a < group:
+                b += 1
+            l = pkeys[a] // maxpieces
+            c = pkeys[a] % maxpieces
+            blk0 = list_boff[l] + c * piece
+            nblk = min(piece, list_boff[l + 1] - blk0)
+            row0 = list_pos[l] + c * piece * 32
+            nv = min(piece * 32, list_pos[l + 1] - row0)
+            g = b - a
+            for t in range(g):
+                qidx[t] = pqs[a + t]
+                pidx[t] = pps[a + t]
+            qv = qidx[:g]
+            if nv > 0:
+                for ac in range(n_acc):
+                    m = acc_nib[ac + 1] - acc_nib[ac]
+                    call_scan_q(fptr, backend, blocks, blk0 * bstride + 16 * acc_nib[ac], bstride,
+                                nblk, nv, m, lut_u8, 16 * acc_nib[ac], lstride, qv, acc[ac, :g])
+                for t in range(g):
+                    q = qidx[t]
+                    add = probe_add[q, pidx[t]]
+                    keys = hk[split, q]
+                    ids = hp[split, q]
+                    adds = ha[split, q]
+                    size = hs[split, q]
+                    for v in range(nv):
+                        i = row0 + v
+                        if use_mask and mask[i] == 0:
+                            continue
+                        ip = np.float32(0.0)
+                        for ac in range(n_acc):
+                            ip += sf[i, ac] * (lut_bias[ac, q]
+                                               + lut_scale[ac, q] * np.float32(acc[ac, t, v]))
+                        est = (add + a_ell * sf[i, n_acc]
+                               + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip)
+                        key = sign * est
+                        if size < rr or key < keys[0]:
+                            size = heap_push3(keys, ids, adds, size, key, i, add)
+                    hs[split, q] = size
+            a = b
+    # exact rescoring of every split's shortlist, top-k
+    for q in prange(nq):
+        keys = np.empty(k, np.float32)
+        ids = np.empty(k, np.int64)
+        accs = np.zeros(MAX_ACC, np.float32)
+        size = 0
+        for split in range(nsplit):
+            for u in range(hs[split, q]):
+                i = hp[split, q, u]
+                exact_accs(codes[i], secs, tables, vsp, q, accs)
+                key = sign * estimate(ha[split, q, u], sf[i], n_acc, a_ell, a_ip, accs)
+                size = heap_push(keys, ids, size, key, i)
+        _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
+
+
+# --------------------------------------------------------------------------- query tables
+
+@njit(cache=True, nogil=True, parallel=True)
+def build_nibble_luts(vsp, space, cidx, E, out):
+    """out[q, j, x] = sum_r vsp[space[j], q, cidx[j, r]] * E[j, r, x] (cidx -1: none)."""
+    nq = vsp.shape[1]
+    m, g, _ = E.shape
+    for q in prange(nq):
+        for j in range(m):
+            v = vsp[space[j], q]
+            for x in range(16):
+                out[q, j, x] = 0.0
+            for r in range(g):
+                ci = cidx[j, r]
+                if ci >= 0:
+                    vv = v[ci]
+                    for x in range(16):
+                        out[q, j, x] += vv * E[j, r, x]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def quantize_luts(lut, acc_nib, out, scale, bias):
+    """uint8 LUTs with one affine map per (accumulator, query), as fastscan.quantize_lut:
+    float LUT sum over accumulator a's nibbles ~= bias[a, q] + scale[a, q] * uint8 sum, and
+    no uint16 accumulator can overflow."""
+    nq = lut.shape[0]
+    n_acc = acc_nib.shape[0] - 1
+    for q in prange(nq):
+        mins = np.empty(lut.shape[1], np.float64)
+        for a in range(n_acc):
+            j0 = acc_nib[a]
+            j1 = acc_nib[a + 1]
+            m = j1 - j0
+            rsum = 0.0
+            rmax = 0.0
+            b = 0.0
+            for j in range(j0, j1):
+                lo = np.float64(lut[q, j, 0])
+                hi = lo
+                for x in range(1, 16):
+                    v = np.float64(lut[q, j, x])
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+                mins[j] = lo
+                b += lo
+                rsum += hi - lo
+                if hi - lo > rmax:
+                    rmax = hi - lo
+            sc = max(rsum / (65535.0 - m), rmax / 255.0)
+            if not sc > 0:
+                sc = 1.0
+            inv = 1.0 / sc
+            for j in range(j0, j1):
+                for x in range(16):
+                    v = np.rint((np.float64(lut[q, j, x]) - mins[j]) * inv)
+                    if v > 255.0:
+                        v = 255.0
+                    if v < 0.0:
+                        v = 0.0
+                    out[q, j, x] = np.uint8(v)
+            scale[a, q] = sc
+            bias[a, q] = b
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def select_probes(scores, nprobe, largest, probes, probe_add, qn, cn, is_l2):
+    """The nprobe best lists of each query from scores = x @ centroids.T (the coarse
+    assignment, in our own kernel): L2 key ||q||^2 - 2 s + ||c||^2 (smallest), IP: s
+    (largest). probe_add gets the list's additive constant (the L2 key, or s)."""
+    nq, nlist = scores.shape
+    for q in prange(nq):
+        keys = np.empty(nprobe, np.float32)
+        ids = np.empty(nprobe, np.int64)
+        size = 0
+        for l in range(nlist):
+            s = scores[q, l]
+            if is_l2:
+                key = qn[q] - np.float32(2.0) * s + cn[l]
+            else:
+                key = -s
+            size = heap_push(keys, ids, size, key, l)
+        order = np.argsort(keys[:size], kind="mergesort")
+        for t in range(nprobe):
+            if t < size:
+                l = ids[order[t]]
+                probes[q, t] = l
+                probe_add[q, t] = keys[order[t]] if is_l2 else -keys[order[t]]
+            else:
+                probes[q, t] = -1
+                probe_add[q, t] = 0.0
