@@ -19,6 +19,20 @@ parameters, honouring the thread count:
   turbovec   "TQ<b>" (TurboQuantIndex, flat) and "TQ<b>+cal" (TQ+ calibration on 1024
              random rows before adding). Inner product only (angular data, normalised).
              Threads: rayon's RAYON_NUM_THREADS, fixed at first use in the process.
+  scann      "IVF<nlist>,AH2" (tree of nlist leaves, spherical k-means and quantized centroids
+             for dot product as in ann-benchmarks, training on all rows; score_ah with 2 dims
+             per 4-bit code, anisotropic threshold 0.2 for dot product) and
+             "IVF<nlist>,AH2,Reorder" (the same plus a float32 reorder). Query params: leaves
+             (leaves_to_search), k_factor (pre_reorder_num_neighbors = k * k_factor; Reorder
+             only). Threads: searcher.set_num_threads, search_batched (one thread) or
+             search_batched_parallel (threads > 1); training on the build threads.
+             Bytes: the serialized files with the 4-bit codes counted packed (the saved
+             hashed_dataset.npy keeps one byte per code): d/4 bytes + 4-byte token per vector,
+             + 4*d with Reorder (an estimate, marked ~).
+  usearch    "M<connectivity>,<dtype>" with dtype f16 / i8 / f32 (usearch.index.Index, metric
+             cos for angular data, ip / l2sq otherwise; expansion_add 100). Query param ef
+             (expansion_search). f16/f32 rows are "float", i8 rows "codes". Threads: add/search
+             threads arguments.
 
 Angular data arrive L2-normalised; faiss/hnswlib/rabitqlib then use inner product (faiss
 HNSW-RaBitQ: L2, equivalent ranking on unit vectors). rabitqlib needs d % 64 == 0 and turbovec
@@ -30,7 +44,7 @@ import sys
 
 import numpy as np
 
-METHODS = ("faiss", "hnswlib", "rabitqlib", "turbovec")
+METHODS = ("faiss", "hnswlib", "rabitqlib", "turbovec", "scann", "usearch")
 _NOTES = []
 
 
@@ -75,12 +89,23 @@ def default_configs(method, n, d, quick, Config, grid, nlist):
         if quick:
             return [Config("turbovec", "TQ4", slow=True)]
         return [Config("turbovec", "TQ4", slow=True), Config("turbovec", "TQ4+cal", slow=True)]
+    if method == "scann":
+        lv = lambda vals: sorted({min(v, nlist) for v in vals})  # noqa: E731
+        if quick:
+            return [Config("scann", f"IVF{nlist},AH2,Reorder", grid(leaves=lv([8]), k_factor=[4]))]
+        return [Config("scann", f"IVF{nlist},AH2", grid(leaves=lv((8, 16, 32, 64, 128)))),
+                Config("scann", f"IVF{nlist},AH2,Reorder",
+                       grid(leaves=lv((16, 32, 64, 128, 256)), k_factor=[2, 4, 10]))]
+    if method == "usearch":
+        if quick:
+            return [Config("usearch", "M16,i8", grid(ef=[32]))]
+        return [Config("usearch", f"M16,{dt}", grid(ef=[32, 64, 128, 256])) for dt in ("f16", "i8")]
     raise ValueError(f"unknown peer method {method!r}")
 
 
 def make(cfg, metric, threads, Method):
     cls = {"faiss": _faiss_cls, "hnswlib": _hnswlib_cls, "rabitqlib": _rabitqlib_cls,
-           "turbovec": _turbovec_cls}.get(cfg.method)
+           "turbovec": _turbovec_cls, "scann": _scann_cls, "usearch": _usearch_cls}.get(cfg.method)
     if cls is None:
         raise ValueError(f"unknown method {cfg.method!r}")
     return cls(Method)(cfg, metric, threads)
@@ -313,3 +338,112 @@ def _turbovec_cls(Method):
             return _saved_size(lambda p: self.index.write(p, durable=False), tmpdir, "t.tv"), True
 
     return TurbovecMethod
+
+
+# ---------------------------------------------------------------------------- scann
+def _scann_cls(Method):
+    class ScannMethod(Method):
+        family = "scann"
+
+        def build(self, x):
+            import scann
+            m = re.match(r"^IVF(\d+),AH(\d+)(,Reorder)?$", self.config.index, re.I)
+            if not m:
+                raise ValueError(f"scann config must be IVF<n>,AH<dims per block>[,Reorder], "
+                                 f"got {self.config.index!r}")
+            nlist, dpb, self.reorder = int(m.group(1)), int(m.group(2)), bool(m.group(3))
+            n, d = x.shape
+            self.d, self.n, self.dpb = d, n, dpb
+            dot = self.metric != "euclidean"
+            self.kind = "codes+rerank" if self.reorder else "codes"
+            x = np.ascontiguousarray(x, np.float32)
+            b = scann.scann_ops_pybind.builder(x, 10, "dot_product" if dot else "squared_l2")
+            b = b.tree(num_leaves=min(nlist, n), num_leaves_to_search=min(16, nlist),
+                       training_sample_size=n, spherical=(self.metric == "angular"),
+                       quantize_centroids=True)
+            b = b.score_ah(dpb, anisotropic_quantization_threshold=0.2 if dot else float("nan"))
+            if self.reorder:
+                b = b.reorder(40)
+            b = b.set_n_training_threads(getattr(self, "build_threads", self.threads))
+            self.searcher = b.build()
+            self.searcher.set_num_threads(self.threads)
+            self.note = ("tree spherical+quantize_centroids, training on all rows; " if self.metric == "angular"
+                         else "tree quantize_centroids; ") + \
+                        ("AH lut16, AVQ threshold 0.2" if dot else "AH lut16, no AVQ (L2)") + \
+                        ("; float32 reorder" if self.reorder else "") + \
+                        "; B/vec counts the 4-bit codes packed"
+
+        def search(self, q, k, qp):
+            leaves = int(qp.get("leaves", 16))
+            pre = k * int(qp.get("k_factor", 4)) if self.reorder else k
+            if len(q) == 1:
+                ids, _ = self.searcher.search(q[0], final_num_neighbors=k, leaves_to_search=leaves,
+                                              pre_reorder_num_neighbors=pre)
+                rows = [ids]
+            elif self.threads > 1:
+                rows, _ = self.searcher.search_batched_parallel(
+                    q, final_num_neighbors=k, leaves_to_search=leaves, pre_reorder_num_neighbors=pre)
+            else:
+                rows, _ = self.searcher.search_batched(
+                    q, final_num_neighbors=k, leaves_to_search=leaves, pre_reorder_num_neighbors=pre)
+            out = np.full((len(q), k), -1, np.int64)
+            for i, r in enumerate(rows):
+                r = np.asarray(r, np.int64)[:k]
+                out[i, :len(r)] = r
+            return out
+
+        def file_size(self, tmpdir):
+            path = os.path.join(tmpdir, "scann")
+            os.makedirs(path, exist_ok=True)
+            self.searcher.serialize(path)
+            total = 0
+            for fn in os.listdir(path):
+                fp = os.path.join(path, fn)
+                sz = os.path.getsize(fp)
+                if fn == "hashed_dataset.npy":  # one byte per 4-bit code on disk; packed in memory
+                    nblocks = -(-self.d // self.dpb)
+                    sz = self.n * (-(-nblocks // 2))
+                total += sz
+                os.remove(fp)
+            os.rmdir(path)
+            return total, False
+
+    return ScannMethod
+
+
+# ---------------------------------------------------------------------------- usearch
+def _usearch_cls(Method):
+    class UsearchMethod(Method):
+        family = "usearch"
+
+        def build(self, x):
+            from usearch.index import Index
+            m = re.match(r"^M(\d+),(f16|i8|f32)$", self.config.index, re.I)
+            if not m:
+                raise ValueError(f"usearch config must be M<connectivity>,<f16|i8|f32>, got {self.config.index!r}")
+            dt = m.group(2).lower()
+            self.kind = "codes" if dt == "i8" else "float"
+            metric = {"angular": "cos", "euclidean": "l2sq", "ip": "ip"}[self.metric]
+            self.index = Index(ndim=x.shape[1], metric=metric, dtype=dt,
+                               connectivity=int(m.group(1)), expansion_add=100)
+            self.index.add(np.arange(len(x)), np.ascontiguousarray(x, np.float32),
+                           threads=getattr(self, "build_threads", self.threads))
+            self.note = f"metric {metric}, dtype {dt}, expansion_add=100"
+
+        def search(self, q, k, qp):
+            self.index.expansion_search = max(int(qp.get("ef", 64)), k)
+            res = self.index.search(np.ascontiguousarray(q, np.float32), k, threads=self.threads)
+            keys = np.asarray(res.keys, np.int64)
+            out = np.full((len(q), k), -1, np.int64)
+            if keys.ndim == 1:
+                out[0, :len(keys)] = keys
+            else:
+                counts = np.asarray(res.counts)
+                for i in range(len(q)):
+                    out[i, :counts[i]] = keys[i, :counts[i]]
+            return out
+
+        def file_size(self, tmpdir):
+            return _saved_size(self.index.save, tmpdir, "u.usearch"), True
+
+    return UsearchMethod
