@@ -18,6 +18,21 @@ def normalize_rows(x):
     return np.ascontiguousarray(x / np.maximum(norms, 1e-30)[:, None], dtype=np.float32)
 
 
+def filter_mask(flt, ids):
+    """uint8 (len(ids),): 1 where the id passes the filter (an allowlist of ids, or a boolean
+    mask indexed by id)."""
+    arr = np.asarray(flt)
+    if arr.dtype == bool:
+        if arr.ndim != 1:
+            raise ValueError(f"filter mask must be 1-D (indexed by id), got shape {arr.shape}")
+        ok = (ids >= 0) & (ids < arr.shape[0])
+        mask = np.zeros(ids.shape[0], np.uint8)
+        mask[ok] = arr[ids[ok]]
+        return mask
+    allow = as_ids(arr, what="filter ids")
+    return np.isin(ids, allow).astype(np.uint8)
+
+
 class Index:
     """FAISS-like surface shared by every index: d, ntotal, metric_type, search, ...
 
@@ -178,16 +193,7 @@ class IndexCodes(Index):
         """uint8 mask over storage positions from an allowlist of ids or a bool mask by id."""
         if flt is None:
             return np.zeros(0, np.uint8), False
-        arr = np.asarray(flt)
-        if arr.dtype == bool:
-            if arr.ndim != 1:
-                raise ValueError("filter mask must be 1-D (indexed by id)")
-            ok = (self._ids >= 0) & (self._ids < arr.shape[0])
-            mask = np.zeros(self.ntotal, np.uint8)
-            mask[ok] = arr[self._ids[ok]]
-            return mask, True
-        allow = as_ids(arr, what="filter ids")
-        return np.isin(self._ids, allow).astype(np.uint8), True
+        return filter_mask(flt, self._ids), True
 
     # ------------------------------------------------------------------ storage verbs
     def train(self, x):

@@ -257,12 +257,11 @@ class IndexHNSWCodes(IndexCodes):
             entry, max_level = self._entry, self._max_level
             mask, use_mask = self._filter_mask(p.filter)
         n = codes.shape[0]
-        queries = self.codec.prepare_queries(x, num_threads=nt)
+        queries = self.codec._prepare_trusted(x, nt)
         nq = len(queries)
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
         if for_range or entry < 0:
-            return self._flat_keys(queries, min(k, n) if for_range else k, nt, codes, sf, ids,
-                                   mask, use_mask)
+            return self._flat_keys(queries, k, nt, codes, sf, ids, mask, use_mask)
         if use_mask:
             allowed = int(mask.sum())
             if allowed <= ef or allowed < 0.02 * n:
@@ -290,23 +289,29 @@ class IndexHNSWCodes(IndexCodes):
         return keys, out_ids
 
     def _flat_keys(self, queries, k, nt, codes, sf, ids, mask, use_mask):
-        """Exact top-k of the estimates over all stored codes (range search, tiny filters)."""
-        from ..kernels import topk as _topk
+        """Exact top-k of the estimates over the stored (allowed, live) codes: the driver's
+        exact back end over one segment (only the allowed rows when a mask is set)."""
         nq, n = len(queries), codes.shape[0]
-        kk = max(1, min(k, n))
-        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        seg_add = (np.zeros(nq, np.float32) if self._is_ip
-                   else np.ascontiguousarray(queries.qnorm2, np.float32))
-        q_idx = np.arange(nq, dtype=np.int64)
-        keys = np.empty((nq, kk), np.float32)
-        pos = np.empty((nq, kk), np.int64)
-        with threads(nt):
-            _topk.scan_topk(codes, sf, self.codec._secs, queries.luts, self.codec.n_acc,
-                            np.float32(a_ell), np.float32(a_ip), q_idx, q_idx, q_idx + 1,
-                            np.zeros(nq, np.int64), np.full(nq, n, np.int64), seg_add,
-                            mask, use_mask, keys, pos)
-        out_ids = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-        if kk < k:
-            keys = np.concatenate([keys, np.full((nq, k - kk), np.inf, np.float32)], 1)
-            out_ids = np.concatenate([out_ids, np.full((nq, k - kk), -1, np.int64)], 1)
-        return keys, out_ids
+        add = (queries.qdotc if self._is_ip else queries.qnorm2).astype(np.float32)[:, None]
+        if use_mask:
+            rows = np.flatnonzero(mask).astype(np.int64)
+            seg_end = np.full((nq, 1), rows.shape[0], np.int64)
+        else:
+            rows, seg_end = None, np.full((nq, 1), n, np.int64)
+        keys, pos = self._exact_search(queries, k, nt, np.zeros((nq, 1), np.int64), seg_end,
+                                       add, codes, sf, np.zeros(0, np.uint8), False, rows)
+        return keys, self._rows_to_ids(pos, ids)
+
+    def _range_keys(self, x, radius, p):
+        """Range search: the exact estimates of every live (allowed) code, thresholded."""
+        nt = resolve_threads(p.num_threads)
+        with self._lock:
+            codes, sf, ids = self._codes, self._sf, self._ids
+            mask, use_mask = self._filter_mask(p.filter)
+        qt = self.codec._prepare_trusted(x, nt)
+        nq, n = len(qt), codes.shape[0]
+        add = (qt.qdotc if self._is_ip else qt.qnorm2).astype(np.float32)[:, None]
+        lims, keys, rows = self._exact_range(qt, radius, nt, np.zeros((nq, 1), np.int64),
+                                             np.full((nq, 1), n, np.int64), add, codes, sf,
+                                             mask, use_mask)
+        return lims, keys, ids[rows]

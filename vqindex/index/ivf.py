@@ -15,6 +15,8 @@ from .params import METRIC_L2
 
 __all__ = ["IndexIVFCodes"]
 
+_QUANTIZER_LOCK = __import__("threading").Lock()
+
 
 def _faiss():
     import faiss
@@ -92,14 +94,45 @@ class IndexIVFCodes(IndexCodes):
 
     # ------------------------------------------------------------------ storage
     def _assign(self, x, nprobe, num_threads=1):
-        faiss = _faiss()
-        old = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(resolve_threads(num_threads))
-        try:
+        return self._probe(x, nprobe, num_threads)[0]
+
+    def _probe(self, x, nprobe, num_threads=1):
+        """(lists int64 (nq, nprobe), their additive constants float32 (nq, nprobe)).
+
+        A flat quantizer holding our centroids is searched in our own kernel (one matmul that
+        also gives the constants); any other faiss quantizer under a lock, with faiss's own
+        thread setting left alone (changing it would race between Python threads)."""
+        from ..kernels import driver as _drv
+        nq = x.shape[0]
+        probes = np.empty((nq, nprobe), np.int64)
+        add = np.empty((nq, nprobe), np.float32)
+        if self._flat_quantizer():
+            scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
+            qn = np.einsum("ij,ij->i", x, x).astype(np.float32)
+            with threads(num_threads):
+                _drv.select_probes(scores, nprobe, not self._is_ip, probes, add, qn,
+                                   self._cnorm2, not self._is_ip)
+            return probes, add
+        with _QUANTIZER_LOCK:
             _, lists = self.quantizer.search(x, nprobe)
-        finally:
-            faiss.omp_set_num_threads(old)
-        return lists
+        probes[:] = lists
+        ok = probes >= 0
+        c = self.centroids[np.maximum(probes, 0)]  # (nq, nprobe, d)
+        qc = np.einsum("qpd,qd->qp", c, x)
+        if self._is_ip:
+            add[:] = qc
+        else:
+            add[:] = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * qc
+                      + self._cnorm2[np.maximum(probes, 0)])
+        add[~ok] = 0.0
+        return probes, add
+
+    def _flat_quantizer(self):
+        faiss = _faiss()
+        q = self.quantizer
+        return (type(q) in (faiss.IndexFlatL2, faiss.IndexFlatIP, faiss.IndexFlat)
+                and q.ntotal == self.nlist
+                and (q.metric_type == faiss.METRIC_INNER_PRODUCT) == self._is_ip)
 
     def _encode(self, x, num_threads):
         raise NotImplementedError  # IVF adds go through _add
@@ -134,17 +167,15 @@ class IndexIVFCodes(IndexCodes):
         self._fs = None
 
     def _fastscan_lists(self):
-        """Block-packed codes of every list (each list padded to 32) and block offsets."""
-        from ..kernels import fastscan as fs
+        """Block-packed sub-codes of every list (each list padded to 32) and block offsets."""
         if self._fs is None:
-            m = self.codec.n_nibbles
-            raw = np.ascontiguousarray(self._codes[:, : self.codec._code_bytes])
-            nblk = (np.diff(self._offsets) + fs.BLOCK - 1) // fs.BLOCK
+            lay = self.codec.scan_layout
+            nblk = (np.diff(self._offsets) + 31) // 32
             boff = np.concatenate([[0], np.cumsum(nblk)]).astype(np.int64)
-            blocks = np.zeros((int(boff[-1]), m * 16), np.uint8)
+            blocks = np.zeros((int(boff[-1]), lay.bstride), np.uint8)
             for l in np.flatnonzero(nblk):
                 a, b = self._offsets[l], self._offsets[l + 1]
-                blocks[boff[l]:boff[l + 1]] = fs.pack_bitstream_blocks(raw[a:b], m)
+                blocks[boff[l]:boff[l + 1]] = lay.blocks(self._codes[a:b])
             self._fs = (blocks, boff)
         return self._fs
 
@@ -164,80 +195,43 @@ class IndexIVFCodes(IndexCodes):
         return np.diff(self._offsets)
 
     # ------------------------------------------------------------------ search
+    def _snapshot(self, p):
+        with self._lock:
+            return (self._codes, self._sf, self._ids, self._offsets,
+                    *self._filter_mask(p.filter))
+
     def _search_keys(self, x, k, p, for_range=False):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
-        lists = self._assign(x, nprobe, nt)
-        queries = self.codec.prepare_queries(x, num_threads=nt)
-        nq = len(queries)
-        valid = lists >= 0
-        l = np.where(valid, lists, 0)
-        qc_all = x @ self.centroids.T
-        qn = np.einsum("ij,ij->i", x, x)
-        if self._is_ip:
-            add_all = qc_all
+        with self._lock:
+            codes, sf, ids, offsets, mask, use_mask = self._snapshot(p)
+            fs = (self._fastscan_lists() if self.fastscan and codes.shape[0] >= 256 else None)
+        probes, probe_add = self._probe(x, nprobe, nt)
+        qt = self.codec._prepare_trusted(x, nt)
+        nq = len(qt)
+        if fs is None:
+            keys, rows = self._exact_search(qt, k, nt, *self._segments(probes, offsets),
+                                            probe_add, codes, sf, mask, use_mask)
         else:
-            add_all = qn[:, None] - 2.0 * qc_all + self._cnorm2[None, :]
-        add_all = add_all.astype(np.float32)
-        if (self.fastscan and not for_range and self.codec.supports_fastscan
-                and self.ntotal >= 256):
-            return self._search_fastscan(queries, k, p, nt, lists, add_all)
-        seg_start = np.where(valid, self._offsets[l], 0).reshape(-1)
-        seg_end = np.where(valid, self._offsets[l + 1], 0).reshape(-1)
-        seg_add = np.take_along_axis(add_all, l, axis=1)
-        task_query = np.arange(nq, dtype=np.int64)
-        seg0 = task_query * nprobe
-        return self._run_scan(queries, k, p, task_query, seg0, seg0 + nprobe, seg_start, seg_end,
-                              seg_add.reshape(-1).astype(np.float32), for_range)
+            blocks, boff = fs
+            keys, rows = self._driver_search(qt, k, p, nt, probes, probe_add, blocks, boff,
+                                             offsets, codes, sf, mask, use_mask,
+                                             qchunk=max(1, -(-nq // nt)))
+        return keys, self._rows_to_ids(rows, ids)
 
-    def _search_fastscan(self, queries, k, p, nt, lists, add_all):
-        """Fast-scan over the probed lists, one batched kernel call per list, then exact rescoring.
+    @staticmethod
+    def _segments(probes, offsets):
+        ok = probes >= 0
+        l = np.maximum(probes, 0)
+        return (np.where(ok, offsets[l], 0).astype(np.int64),
+                np.where(ok, offsets[l + 1], 0).astype(np.int64))
 
-        The LUT is the same for every list of a query (see the module docstring), so each list
-        is scanned once against all the queries that probe it (query batching).
-        """
-        from ..kernels import fastscan as fs
-        from ..kernels import topk as _topk
-        blocks, boff = self._fastscan_lists()
-        nq = len(queries)
-        r = min(self.ntotal, max(32, self.fastscan_rerank * k))
-        mask, use_mask = self._filter_mask(p.filter)
-        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        nl = queries.nibble_luts
-        lut_u8, scale, bias = fs.quantize_lut(nl)
-        scale = scale.astype(np.float32)
-        bias = bias.astype(np.float32)
-        hkeys = np.empty((nq, r), np.float32)
-        hids = np.empty((nq, r), np.int64)
-        sizes = np.zeros(nq, np.int64)
-        flat_l = lists.reshape(-1)
-        flat_q = np.repeat(np.arange(nq, dtype=np.int64), lists.shape[1])
-        keep = flat_l >= 0
-        flat_l, flat_q = flat_l[keep], flat_q[keep]
-        order = np.argsort(flat_l, kind="stable")
-        flat_l, flat_q = flat_l[order], flat_q[order]
-        starts = np.flatnonzero(np.r_[True, flat_l[1:] != flat_l[:-1]])
-        ends = np.r_[starts[1:], len(flat_l)]
-        fa, fe = np.float32(a_ell), np.float32(a_ip)
-        for a, b in zip(starts, ends):
-            lst = flat_l[a]
-            pos0, pos1 = self._offsets[lst], self._offsets[lst + 1]
-            if pos1 == pos0:
-                continue
-            qs = flat_q[a:b]
-            acc = fs.scan(blocks[boff[lst]:boff[lst + 1]], int(pos1 - pos0), lut_u8[qs])
-            _topk.push_u16(acc, qs, add_all[qs, lst], bias, scale, self._sf, int(pos0),
-                           self.codec.n_acc, fa, fe, mask, use_mask, hkeys, hids, sizes)
-        cand = np.full((nq, r), -1, np.int64)
-        for q in range(nq):  # heap contents (unordered) -> candidate rows
-            cand[q, : sizes[q]] = hids[q, : sizes[q]]
-        cand_list = self._list_of[np.maximum(cand, 0)]
-        cand_add = np.take_along_axis(add_all, cand_list, axis=1).astype(np.float32)
-        keys = np.empty((nq, k), np.float32)
-        pos = np.empty((nq, k), np.int64)
-        with threads(nt):
-            _topk.rescore_topk(self._codes, self._sf, self.codec._nibble_secs,
-                               nl.reshape(nq, -1),
-                               self.codec.n_acc, fa, fe, cand_add, cand, keys, pos)
-        ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
-        return keys, ids
+    def _range_keys(self, x, radius, p):
+        nt = resolve_threads(p.num_threads)
+        nprobe = min(p.nprobe, self.nlist)
+        codes, sf, ids, offsets, mask, use_mask = self._snapshot(p)
+        probes, probe_add = self._probe(x, nprobe, nt)
+        qt = self.codec._prepare_trusted(x, nt)
+        lims, keys, rows = self._exact_range(qt, radius, nt, *self._segments(probes, offsets),
+                                             probe_add, codes, sf, mask, use_mask)
+        return lims, keys, ids[rows]

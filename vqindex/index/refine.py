@@ -87,27 +87,50 @@ class IndexRefine(Index):
         return order[at]
 
     def _search_keys(self, x, k, p, for_range=False):
+        from ..kernels import driver as _drv
+        from ..kernels._threads import resolve_threads, threads
         kf = p.k_factor if p.k_factor is not None else 1.0
-        kk = self.ntotal if for_range else max(k, int(np.ceil(k * kf)))
-        _, cand = self.base.search(x, kk, p)
-        nq = len(x)
-        valid = cand >= 0
-        rows = np.zeros(cand.shape, np.int64)
-        if valid.any():
-            rows[valid] = self._rows(cand[valid])
-        vecs = np.asarray(self._vectors)[rows.reshape(-1)].reshape(nq, kk, self.d)
-        if self._is_ip:
-            keys = -np.einsum("qkd,qd->qk", vecs, x)
-        else:
-            diff = vecs - x[:, None, :]
-            keys = np.einsum("qkd,qkd->qk", diff, diff)
-        keys = np.where(valid, keys, np.inf).astype(np.float32)
-        kout = kk if for_range else k
-        order = np.argsort(keys, axis=1, kind="stable")[:, :kout]
-        keys = np.take_along_axis(keys, order, 1)
-        ids = np.where(np.isfinite(keys), np.take_along_axis(cand, order, 1), -1)
-        if keys.shape[1] < kout:
-            pad = kout - keys.shape[1]
-            keys = np.concatenate([keys, np.full((nq, pad), np.inf, np.float32)], 1)
-            ids = np.concatenate([ids, np.full((nq, pad), -1, np.int64)], 1)
+        kk = max(k, int(np.ceil(k * kf)))
+        nt = resolve_threads(p.num_threads)
+        _, cand = self.base._search_keys(x, kk, p)
+        with self._lock:
+            vectors = np.asarray(self._vectors)
+            valid = cand >= 0
+            rows = np.full(cand.shape, -1, np.int64)
+            if valid.any():
+                rows[valid] = self._rows(cand[valid])
+        nq = x.shape[0]
+        keys = np.empty((nq, k), np.float32)
+        slot = np.empty((nq, k), np.int64)
+        with threads(nt):
+            _drv.refine_topk(vectors, rows, x, self._is_ip, keys, slot)
+        ids = np.where(slot >= 0, np.take_along_axis(cand, np.maximum(slot, 0), 1), -1)
         return keys, ids
+
+    def _range_keys(self, x, radius, p):
+        """Exact range search over the stored float vectors (chunked, no nq x n x d array)."""
+        from ..kernels import driver as _drv
+        from ..kernels._threads import resolve_threads, threads
+        nt = resolve_threads(p.num_threads)
+        with self._lock:
+            vectors = np.asarray(self._vectors)
+            vec_ids = self._vec_ids
+        nq = x.shape[0]
+        kmax = np.full(nq, -radius if self._is_ip else radius, np.float32)
+        counts = np.zeros(nq, np.int64)
+        with threads(nt):
+            _drv.float_range(vectors, x, self._is_ip, kmax, counts, np.zeros(0, np.float32),
+                             np.zeros(0, np.int64), False)
+            keys = np.empty(int(counts.sum()), np.float32)
+            rows = np.empty(int(counts.sum()), np.int64)
+            _drv.float_range(vectors, x, self._is_ip, kmax, counts, keys, rows, True)
+        ids = vec_ids[rows]
+        if p.filter is not None:
+            from .base import filter_mask
+            ok = filter_mask(p.filter, ids).astype(bool)
+            per = np.repeat(np.arange(nq), counts)
+            counts = np.bincount(per[ok], minlength=nq)
+            keys, ids = keys[ok], ids[ok]
+        lims = np.zeros(nq + 1, np.int64)
+        lims[1:] = np.cumsum(counts)
+        return lims, keys, ids

@@ -489,3 +489,68 @@ def select_probes(scores, nprobe, largest, probes, probe_add, qn, cn, is_l2):
             else:
                 probes[q, t] = -1
                 probe_add[q, t] = 0.0
+
+
+# --------------------------------------------------------------------------- float rerank
+
+@njit(cache=True, nogil=True, parallel=True)
+def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
+    """Exact float keys of the candidate rows (nq, kk; -1 = none) and the k best per query:
+    out_keys (nq, k) (IP: -<x, v>, L2: ||x - v||^2), out_slot: the candidate's column."""
+    nq, kk = rows.shape
+    k = out_keys.shape[1]
+    d = x.shape[1]
+    for q in prange(nq):
+        keys = np.empty(k, np.float32)
+        ids = np.empty(k, np.int64)
+        size = 0
+        xq = x[q]
+        for t in range(kk):
+            r = rows[q, t]
+            if r < 0:
+                continue
+            v = vectors[r]
+            s = np.float32(0.0)
+            if is_ip:
+                for j in range(d):
+                    s += v[j] * xq[j]
+                s = -s
+            else:
+                for j in range(d):
+                    e = v[j] - xq[j]
+                    s += e * e
+            size = heap_push(keys, ids, size, s, t)
+        _heap_sorted_with(keys, ids, size, out_keys[q], out_slot[q])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
+    """Range search over float vectors (two calls as exact_range): key < key_max[q]."""
+    nq, d = x.shape
+    n = vectors.shape[0]
+    starts = np.zeros(nq, np.int64)
+    if fill:
+        for q in range(1, nq):
+            starts[q] = starts[q - 1] + counts[q - 1]
+    for q in prange(nq):
+        xq = x[q]
+        c = 0
+        o = starts[q]
+        for r in range(n):
+            v = vectors[r]
+            s = np.float32(0.0)
+            if is_ip:
+                for j in range(d):
+                    s += v[j] * xq[j]
+                s = -s
+            else:
+                for j in range(d):
+                    e = v[j] - xq[j]
+                    s += e * e
+            if s < key_max[q]:
+                if fill:
+                    out_keys[o + c] = s
+                    out_rows[o + c] = r
+                c += 1
+        if not fill:
+            counts[q] = c
