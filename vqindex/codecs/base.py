@@ -83,11 +83,12 @@ class QueryTables:
             lay = self.codec.scan_layout
             nq = self.v.shape[0]
             lut = np.empty((nq, lay.m, 16), np.float32)
-            _drv.build_nibble_luts(self.spaces, lay.space, lay.cidx, lay.E, lut)
+            par = self.num_threads != 1 and nq > 1
+            _drv.build_nibble_luts(self.spaces, lay.space, lay.cidx, lay.E, lut, parallel=par)
             u8 = np.empty((nq, lay.m, 16), np.uint8)
             scale = np.empty((self.codec.n_acc, nq), np.float64)
             bias = np.empty((self.codec.n_acc, nq), np.float64)
-            _drv.quantize_luts(lut, lay.acc_nib, u8, scale, bias)
+            _drv.quantize_luts(lut, lay.acc_nib, u8, scale, bias, parallel=par)
             self._fast = (u8, scale.astype(np.float32), bias.astype(np.float32))
         return self._fast
 
@@ -212,7 +213,7 @@ class Codec:
         corr = np.empty(codes.shape[0], np.float32)
         with threads(num_threads):
             _drv.exact_ip_rows(codes, secs, tables, cq.spaces, np.ascontiguousarray(which, np.int64),
-                               sf, self.n_acc, corr)
+                               sf, self.n_acc, corr, parallel=num_threads != 1)
         n_acc = self.n_acc
         if metric == "ip":
             ref = centroids[which]

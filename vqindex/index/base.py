@@ -5,7 +5,7 @@ import numpy as np
 
 from .._validation import as_ids, as_vectors, check_k
 from ..kernels import topk as _topk
-from ..kernels._threads import resolve_threads, threads
+from ..kernels._threads import maybe_threads, resolve_threads, threads
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
 
@@ -332,7 +332,8 @@ class IndexCodes(Index):
         pos = np.empty((nq, k), np.int64)
         addr = getattr(_native, "scan_q_address", None)
         fptr = addr() if addr is not None else 0
-        with threads(nt):
+        par = nt > 1 and (nsplit > 1 or nq > qchunk)
+        with maybe_threads(nt, par):
             _drv.fastscan_search(np.int64(fptr), np.int64(0), blocks.reshape(-1),
                                  np.int64(lay.bstride), lay.acc_nib, list_boff, list_pos,
                                  lut_u8.reshape(-1), bias, scale, probes, probe_add,
@@ -340,7 +341,7 @@ class IndexCodes(Index):
                                  codes, secs, tables, qt.spaces,
                                  np.int64(rr), np.int64(nsplit), np.int64(qchunk),
                                  np.int64(self.fastscan_piece), np.int64(self.fastscan_group),
-                                 keys, pos)
+                                 keys, pos, parallel=par)
         return keys, pos
 
     def _exact_search(self, qt, k, nt, seg_start, seg_end, seg_add, codes, sf, mask, use_mask,
@@ -353,9 +354,10 @@ class IndexCodes(Index):
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
         positions = np.zeros(0, np.int64) if positions is None else positions
-        with threads(nt):
+        with maybe_threads(nt, nt > 1 and nq > 1):
             _drv.exact_search(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
-                              seg_start, seg_end, seg_add, positions, mask, use_mask, keys, pos)
+                              seg_start, seg_end, seg_add, positions, mask, use_mask, keys, pos,
+                              parallel=nt > 1 and nq > 1)
         return keys, pos
 
     def _exact_range(self, qt, radius, nt, seg_start, seg_end, seg_add, codes, sf, mask,
@@ -369,16 +371,16 @@ class IndexCodes(Index):
         counts = np.zeros(nq, np.int64)
         dummy_k = np.zeros(0, np.float32)
         dummy_p = np.zeros(0, np.int64)
-        with threads(nt):
+        with maybe_threads(nt, nt > 1 and nq > 1):
             _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
                              seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, dummy_k,
-                             dummy_p, False)
+                             dummy_p, False, parallel=nt > 1 and nq > 1)
             tot = int(counts.sum())
             keys = np.empty(tot, np.float32)
             rows = np.empty(tot, np.int64)
             _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
                              seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, keys,
-                             rows, True)
+                             rows, True, parallel=nt > 1 and nq > 1)
         lims = np.zeros(nq + 1, np.int64)
         lims[1:] = np.cumsum(counts)
         return lims, keys, rows

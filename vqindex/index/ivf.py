@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import as_vectors
 from ..kernels import scan as _scan
-from ..kernels._threads import resolve_threads, threads
+from ..kernels._threads import maybe_threads, resolve_threads, threads
 from .base import IndexCodes
 from .params import METRIC_L2
 
@@ -109,9 +109,9 @@ class IndexIVFCodes(IndexCodes):
         if self._flat_quantizer():
             scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
             qn = np.einsum("ij,ij->i", x, x).astype(np.float32)
-            with threads(num_threads):
-                _drv.select_probes(scores, nprobe, not self._is_ip, probes, add, qn,
-                                   self._cnorm2, not self._is_ip)
+            with maybe_threads(num_threads, num_threads != 1 and nq > 1):
+                _drv.select_probes(scores, nprobe, probes, add, qn, self._cnorm2,
+                                   not self._is_ip, parallel=num_threads != 1 and nq > 1)
             return probes, add
         with _QUANTIZER_LOCK:
             _, lists = self.quantizer.search(x, nprobe)

@@ -88,7 +88,7 @@ class IndexRefine(Index):
 
     def _search_keys(self, x, k, p, for_range=False):
         from ..kernels import driver as _drv
-        from ..kernels._threads import resolve_threads, threads
+        from ..kernels._threads import maybe_threads, resolve_threads
         kf = p.k_factor if p.k_factor is not None else 1.0
         kk = max(k, int(np.ceil(k * kf)))
         nt = resolve_threads(p.num_threads)
@@ -102,15 +102,15 @@ class IndexRefine(Index):
         nq = x.shape[0]
         keys = np.empty((nq, k), np.float32)
         slot = np.empty((nq, k), np.int64)
-        with threads(nt):
-            _drv.refine_topk(vectors, rows, x, self._is_ip, keys, slot)
+        with maybe_threads(nt, nt > 1 and nq > 1):
+            _drv.refine_topk(vectors, rows, x, self._is_ip, keys, slot, parallel=nt > 1 and nq > 1)
         ids = np.where(slot >= 0, np.take_along_axis(cand, np.maximum(slot, 0), 1), -1)
         return keys, ids
 
     def _range_keys(self, x, radius, p):
         """Exact range search over the stored float vectors (chunked, no nq x n x d array)."""
         from ..kernels import driver as _drv
-        from ..kernels._threads import resolve_threads, threads
+        from ..kernels._threads import maybe_threads, resolve_threads
         nt = resolve_threads(p.num_threads)
         with self._lock:
             vectors = np.asarray(self._vectors)
@@ -118,12 +118,13 @@ class IndexRefine(Index):
         nq = x.shape[0]
         kmax = np.full(nq, -radius if self._is_ip else radius, np.float32)
         counts = np.zeros(nq, np.int64)
-        with threads(nt):
+        with maybe_threads(nt, nt > 1 and nq > 1):
             _drv.float_range(vectors, x, self._is_ip, kmax, counts, np.zeros(0, np.float32),
-                             np.zeros(0, np.int64), False)
+                             np.zeros(0, np.int64), False, parallel=nt > 1 and nq > 1)
             keys = np.empty(int(counts.sum()), np.float32)
             rows = np.empty(int(counts.sum()), np.int64)
-            _drv.float_range(vectors, x, self._is_ip, kmax, counts, keys, rows, True)
+            _drv.float_range(vectors, x, self._is_ip, kmax, counts, keys, rows, True,
+                             parallel=nt > 1 and nq > 1)
         ids = vec_ids[rows]
         if p.filter is not None:
             from .base import filter_mask

@@ -4,7 +4,7 @@ import os
 
 import numba
 
-__all__ = ["threads", "resolve_threads"]
+__all__ = ["threads", "resolve_threads", "maybe_threads"]
 
 
 def resolve_threads(num_threads):
@@ -24,3 +24,8 @@ def threads(num_threads):
         yield n
     finally:
         numba.set_num_threads(old)
+
+
+def maybe_threads(num_threads, parallel):
+    """`threads(num_threads)` for a parallel call; nothing (no numba call) for a serial one."""
+    return threads(num_threads) if parallel else contextlib.nullcontext(1)

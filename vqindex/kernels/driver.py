@@ -27,6 +27,8 @@ The scan primitive is ``fs_scan_q`` of native/fastscan.c, called through its add
 nopython code (``call_scan_q``); its numba twin ``fastscan.scan_q_numba`` runs when the
 address is 0 (no library) and is the reference the C kernel is tested against.
 """
+import types as pytypes
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -37,6 +39,32 @@ from .fastscan import scan_q_numba
 from .topk import heap_push
 
 MAX_ACC = 2
+
+
+def _clone(fn, suffix):
+    g = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
+                             fn.__closure__)
+    g.__qualname__ = fn.__qualname__ + suffix
+    g.__doc__ = fn.__doc__
+    return g
+
+
+def _dual(fn):
+    """Compile `fn` twice: serial and parallel (prange over threads). A parallel numba call
+    costs a thread-pool launch (tens of microseconds, more on a loaded machine), so one-query
+    calls and one-thread calls take the serial twin. Call as fn(*args, parallel=bool)."""
+    ser = njit(cache=True, nogil=True)(_clone(fn, "_serial"))
+    par = njit(cache=True, nogil=True, parallel=True)(_clone(fn, "_parallel"))
+
+    def dispatch(*args, parallel=True):
+        return (par if parallel else ser)(*args)
+
+    dispatch.__name__ = fn.__name__
+    dispatch.__qualname__ = fn.__qualname__
+    dispatch.__doc__ = fn.__doc__
+    dispatch.serial = ser
+    dispatch.parallel = par
+    return dispatch
 
 
 # --------------------------------------------------------------------------- native call
@@ -180,7 +208,7 @@ def _heap_sorted_with(keys, ids, size, out_keys, out_ids):
         out_ids[t] = -1
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def exact_search(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
                  seg_add, positions, mask, use_mask, out_keys, out_pos):
     """Top-k by exact estimates over segments: query q scans rows seg_start[q, p] ..
@@ -207,7 +235,7 @@ def exact_search(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, se
         _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def exact_range(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
                 seg_add, mask, use_mask, key_max, counts, out_keys, out_pos, fill):
     """Range search by exact estimates: every row with key < key_max[q].
@@ -240,7 +268,7 @@ def exact_range(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg
             counts[q] = c
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def exact_ip_rows(codes, secs, tables, vsp, which, sf, n_acc, out):
     """out[i] = sum_a sf[i, a] * acc_a of code row i against query which[i] of vsp (the IVF
     fold of <code, R c> into the factors)."""
@@ -295,7 +323,7 @@ def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
     return keys[order], qs[order], ps[order]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos,
                     lut_u8, lut_bias, lut_scale, probes, probe_add,
                     sf, n_acc, a_ell, a_ip, mask, use_mask,
@@ -399,7 +427,7 @@ def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos
 
 # --------------------------------------------------------------------------- query tables
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def build_nibble_luts(vsp, space, cidx, E, out):
     """out[q, j, x] = sum_r vsp[space[j], q, cidx[j, r]] * E[j, r, x] (cidx -1: none)."""
     nq = vsp.shape[1]
@@ -417,7 +445,7 @@ def build_nibble_luts(vsp, space, cidx, E, out):
                         out[q, j, x] += vv * E[j, r, x]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def quantize_luts(lut, acc_nib, out, scale, bias):
     """uint8 LUTs with one affine map per (accumulator, query), as fastscan.quantize_lut:
     float LUT sum over accumulator a's nibbles ~= bias[a, q] + scale[a, q] * uint8 sum, and
@@ -463,8 +491,8 @@ def quantize_luts(lut, acc_nib, out, scale, bias):
             bias[a, q] = b
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def select_probes(scores, nprobe, largest, probes, probe_add, qn, cn, is_l2):
+@_dual
+def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2):
     """The nprobe best lists of each query from scores = x @ centroids.T (the coarse
     assignment, in our own kernel): L2 key ||q||^2 - 2 s + ||c||^2 (smallest), IP: s
     (largest). probe_add gets the list's additive constant (the L2 key, or s)."""
@@ -493,7 +521,7 @@ def select_probes(scores, nprobe, largest, probes, probe_add, qn, cn, is_l2):
 
 # --------------------------------------------------------------------------- float rerank
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
     """Exact float keys of the candidate rows (nq, kk; -1 = none) and the k best per query:
     out_keys (nq, k) (IP: -<x, v>, L2: ||x - v||^2), out_slot: the candidate's column."""
@@ -523,7 +551,7 @@ def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
         _heap_sorted_with(keys, ids, size, out_keys[q], out_slot[q])
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@_dual
 def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
     """Range search over float vectors (two calls as exact_range): key < key_max[q]."""
     nq, d = x.shape
