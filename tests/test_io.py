@@ -1,6 +1,7 @@
 """vqindex.io: write_index / read_index round trips, mmap, error cases, atomic write."""
 import hashlib
 import json
+from pathlib import Path
 import os
 import struct
 import warnings
@@ -192,7 +193,7 @@ def saved(tmp_path, data):
 def test_layout_matches_spec(saved):
     blob = saved.read_bytes()
     version, header, payload = _split(blob)
-    assert version == 1 and header["version"] == 1
+    assert version == 2 and header["version"] == 2
     assert header["index"]["type"] == "refine" and header["index"]["base"]["type"] == "ivf"
     assert header["index"]["base"]["codec"]["class"] == "TurboQuantProd"
     assert "filter" not in header["index"]["params"]
@@ -231,32 +232,32 @@ def test_errors(tmp_path, saved, mmap):
         read_index(bad, mmap=True, verify=False)
     version, header, payload = _split(blob)
     newer = bytearray(_join(version, header, payload))
-    newer[8:12] = struct.pack("<I", 2)
-    expect(bytes(newer), r"newer vqindex \(format 2 > 1\); upgrade")
+    newer[8:12] = struct.pack("<I", 3)
+    expect(bytes(newer), r"newer vqindex \(format 3 > 2\); upgrade")
     h = json.loads(json.dumps(header))
     h["index"]["type"] = "lsh"
-    expect(_join(1, h, payload), "unknown index type 'lsh'")
+    expect(_join(2, h, payload), "unknown index type 'lsh'")
     h = json.loads(json.dumps(header))
     h["index"]["base"]["type"] = "pq"
-    expect(_join(1, h, payload), "unknown index type 'pq'")
+    expect(_join(2, h, payload), "unknown index type 'pq'")
     h = json.loads(json.dumps(header))
     h["index"]["base"]["codec"]["class"] = "os.system"
-    expect(_join(1, h, payload), "unknown codec class 'os.system'")
+    expect(_join(2, h, payload), "unknown codec class 'os.system'")
     h = json.loads(json.dumps(header))
     h["arrays"][0]["dtype"] = "|O"
-    expect(_join(1, h, payload), "not in the allowlist")
+    expect(_join(2, h, payload), "not in the allowlist")
     h = json.loads(json.dumps(header))
     h["arrays"][0]["dtype"] = "<c8"
-    expect(_join(1, h, payload), "not in the allowlist")
+    expect(_join(2, h, payload), "not in the allowlist")
     h = json.loads(json.dumps(header))
     h["index"]["base"]["codec"]["params"]["bits"] = 99
-    expect(_join(1, h, payload), "cannot rebuild codec")
+    expect(_join(2, h, payload), "cannot rebuild codec")
     h = json.loads(json.dumps(header))
     h["index"]["base"]["codec"]["params"]["evil"] = "__import__('os')"
-    expect(_join(1, h, payload), "cannot rebuild codec")
+    expect(_join(2, h, payload), "cannot rebuild codec")
     h = json.loads(json.dumps(header))
     h["index"]["base"]["nstored"] = 7
-    expect(_join(1, h, payload), "do not match")
+    expect(_join(2, h, payload), "do not match")
     expect(_join(1, {"x": 1}, b""), "header is malformed")
     expect(blob[:20] + b"{not json" + blob[29:], "checksum mismatch")
 
@@ -325,3 +326,32 @@ def test_atomic_write(tmp_path, data, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["idx.vqi"]
     _same_search(new, read_index(path), q)
     _same_search(old, mapped, q)
+
+
+@pytest.mark.parametrize("name", ["flat_eden4", "ivf_bq2", "hnsw_tqprod4", "refine_rabitq4"])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_format1_files_still_load(name, mmap, tmp_path):
+    """Files written by format 1 (tests/data, made by make_v1_fixtures.py before format 2)
+    load, search and reconstruct exactly like the same index built now, and save as format 2."""
+    import sys
+    here = Path(__file__).resolve().parent / "data"
+    sys.path.insert(0, str(here))
+    try:
+        import make_v1_fixtures as fx
+    finally:
+        sys.path.pop(0)
+    spec = dict((s[0], s) for s in fx.SPECS)[name]
+    old = read_index(here / f"v1_{name}.vqi", mmap=mmap)
+    new = fx.build(spec)
+    _, xq = fx.data()
+    D, I = old.search(xq, 5)
+    D2, I2 = new.search(xq, 5)
+    np.testing.assert_array_equal(I, I2)
+    np.testing.assert_allclose(D, D2, rtol=1e-6, atol=1e-6)
+    saved = np.load(here / f"v1_{name}_result.npy")
+    np.testing.assert_array_equal(I, saved[:, 5:].astype(np.int64))
+    np.testing.assert_allclose(old.reconstruct_n(0, 10), new.reconstruct_n(0, 10), atol=1e-6)
+    write_index(old, tmp_path / "v2.vqi")
+    assert _split((tmp_path / "v2.vqi").read_bytes())[0] == 2
+    again = read_index(tmp_path / "v2.vqi")
+    np.testing.assert_array_equal(again.search(xq, 5)[1], I)

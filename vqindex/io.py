@@ -5,10 +5,10 @@ loader only ever calls `json.loads`, `np.frombuffer`/`readinto` and `np.memmap` 
 are rebuilt from an allowlist of class names and their `params()`; indexes from an allowlist
 of index types.
 
-File layout (format version 1, all integers little-endian)::
+File layout (format version 2, all integers little-endian; version 1 files still load)::
 
     offset 0   8 bytes   magic b"VQINDEX\\0"
-    offset 8   uint32    format version (1)
+    offset 8   uint32    format version (2)
     offset 12  uint64    H = header length in bytes
     offset 20  H bytes   header: UTF-8 JSON (see below)
                zero padding up to data_start = the next multiple of 64
@@ -18,7 +18,7 @@ File layout (format version 1, all integers little-endian)::
 
 Header JSON::
 
-    {"format": "vqindex", "version": 1, "library_version": "0.1.0",
+    {"format": "vqindex", "version": 2, "library_version": "0.1.0",
      "index": <index description>,
      "arrays": [{"name", "dtype", "shape", "offset", "nbytes"}, ...],   # offsets from data_start
      "payload_bytes": <bytes from data_start to the digest>, "checksum": "sha256"}
@@ -29,6 +29,9 @@ Header JSON::
        "params": asdict(index.params) minus "filter",
        "codec": {"class": "EDEN", "params": codec.params()},        # not for "refine"
        "arrays": {"codes": <array name>, "sf": ..., "ids": ...},    # names in the table
+               codes: uint8 (nstored, code_bytes), the packed fields (format 1: the full
+               code_size bytes, whose float tail repeated the factors); sf: float32
+               (nstored, n_acc + 2) scan factors (scales, ell, f_c; IVF terms folded in)
        ivf:    "nlist", "trained", "quantizer" (faiss class name of the saved quantizer),
                arrays "centroids", "list_of"
        hnsw:   "M", "efConstruction", "graph_scalars" {key: int/float/bool},
@@ -52,7 +55,10 @@ __all__ = ["write_index", "read_index", "IndexFileError", "FORMAT_VERSION", "MAG
            "ALLOWED_DTYPES"]
 
 MAGIC = b"VQINDEX\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: formats this version reads: 1 stored the per-vector factors twice (in the code tail and in
+#: "sf"); 2 stores the packed fields only in "codes" (n, code_bytes) and the factors in "sf"
+READ_VERSIONS = (1, 2)
 ALIGN = 64
 _PREAMBLE = struct.Struct("<8sIQ")  # magic, version, header length
 _DIGEST = 32
@@ -375,13 +381,16 @@ def read_index(path, mmap=False, verify=True):
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         header, data_start = _read_header(f, path, size)
+        f.seek(0)
+        version = _PREAMBLE.unpack(f.read(_PREAMBLE.size))[1]
         if header is None:
             if _digest_matches(f, size):
                 raise _err(path, "header is malformed (not a JSON object with payload_bytes)")
             raise _err(path, "checksum mismatch: the file is corrupted (header damaged)")
         try:
-            if header.get("format") != "vqindex" or header.get("version") != FORMAT_VERSION:
-                raise _err(path, "header does not describe a vqindex format 1 file")
+            if (header.get("format") != "vqindex" or header.get("version") not in READ_VERSIONS
+                    or header.get("version") != version):
+                raise _err(path, f"header does not describe a vqindex format {version} file")
             table = _check_table(header, path)
             desc = header.get("index")
             if not isinstance(desc, dict):
@@ -396,7 +405,7 @@ def read_index(path, mmap=False, verify=True):
                              "differs from the stored one)")
         arrays = _load_arrays(f, path, table, data_start, mmap_names, mmap)
     try:
-        return _build(desc, arrays, path)
+        return _build(desc, arrays, path, version=version)
     except IndexFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -477,7 +486,7 @@ def _set_params(index, saved, path):
     index.params = p
 
 
-def _build(desc, arrays, path, prefix=""):
+def _build(desc, arrays, path, prefix="", version=FORMAT_VERSION):
     from .index import IndexFlatCodes, IndexIVFCodes, IndexRefine
 
     kind = desc.get("type")
@@ -485,7 +494,7 @@ def _build(desc, arrays, path, prefix=""):
         raise _err(path, f"unknown index type {kind!r}; known: {INDEX_TYPES}")
     d, metric = int(desc["d"]), int(desc["metric_type"])
     if kind == "refine":
-        base = _build(desc["base"], arrays, path, prefix + "base.")
+        base = _build(desc["base"], arrays, path, prefix + "base.", version)
         index = IndexRefine(base)
         vecs = _get(arrays, desc, "vectors", path, np.float32, 2)
         vids = _get(arrays, desc, "vec_ids", path, np.int64, 1)
@@ -523,10 +532,13 @@ def _build(desc, arrays, path, prefix=""):
     sf = _get(arrays, desc, "sf", path, np.float32, 2)
     ids = _get(arrays, desc, "ids", path, np.int64, 1)
     n = int(desc["nstored"])
-    if (codes.shape != (n, codec.code_size) or sf.shape != (n, codec.n_acc + 2)
+    width = codec.code_size if version == 1 else codec._code_bytes
+    if (codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2)
             or ids.shape != (n,)):
         raise _err(path, f"stored arrays codes {codes.shape}, sf {sf.shape}, ids {ids.shape} "
-                         f"do not match nstored={n}, code_size={codec.code_size}")
+                         f"do not match nstored={n}, {width} code bytes per vector")
+    if version == 1:  # the code tail repeated the factors: keep the packed fields only
+        codes = np.ascontiguousarray(codes[:, : codec._code_bytes])
     index._codes, index._sf, index._ids = codes, sf, ids
     index._sorted_ids = None
     if kind == "ivf":

@@ -63,7 +63,6 @@ class QueryTables:
         self.num_threads = num_threads
         self.codec_key = codec.key
         self._luts = None
-        self._nibble_luts = None
         self._spaces = None
         self._fast = None
 
@@ -98,13 +97,6 @@ class QueryTables:
         if self._luts is None:
             self._luts = self.codec.build_luts(self.v, self.num_threads)
         return self._luts
-
-    @property
-    def nibble_luts(self):
-        """float32 (nq, codec.n_nibbles, 16): per-nibble LUTs (layout `codec._nibble_secs`)."""
-        if self._nibble_luts is None:
-            self._nibble_luts = self.codec.build_nibble_luts(self.v, self.num_threads)
-        return self._nibble_luts
 
     def __len__(self):
         return self.v.shape[0]
@@ -148,8 +140,6 @@ class Codec:
         self._secs = np.array(rows, dtype=np.int64).reshape(-1, 6)
         self.lut_size = lut_off
         self._group_index = {}
-        # the whole code part as one run of nibbles: the scan layout of `nibble_luts`
-        self._nibble_secs = np.array([[0, 4, 2 * off, 0, 0, 16]], dtype=np.int64)
         self._layout_version = getattr(self, "_layout_version", 0) + 1
 
     @property
@@ -328,8 +318,12 @@ class Codec:
     def decode_rotated(self, codes, num_threads=1):
         """Reconstruction y_hat in the rotated space, float32 (n, D)."""
         codes = as_codes(codes, self.code_size)
-        sf = self.scan_factors(codes)
-        n = codes.shape[0]
+        return self._decode_rotated(codes, self.scan_factors(codes), num_threads)
+
+    def _decode_rotated(self, bits, sf, num_threads=1):
+        """y_hat from the packed fields `bits` (n, >= code_bytes) and scan factors sf (only
+        the per-accumulator scales are read, so IVF-folded factors decode too)."""
+        n = bits.shape[0]
         y = np.zeros((n, self.D), np.float32)
         extra = {}
         with threads(num_threads):
@@ -338,7 +332,7 @@ class Codec:
                     target = y
                 else:
                     target = extra.setdefault(s.space, np.zeros((n, self.D), np.float32))
-                _scan.decode_section(codes, s.byte_off, s.width, s.count, s.table,
+                _scan.decode_section(bits, s.byte_off, s.width, s.count, s.table,
                                      np.ascontiguousarray(sf[:, s.acc]), target)
         for space, part in extra.items():
             y += self._space_inverse(space, part, num_threads)
@@ -346,10 +340,17 @@ class Codec:
 
     def decode(self, codes, reference=None, num_threads=1):
         """Decode uint8 codes (n, code_size) into float32 vectors (n, d)."""
-        y = self.decode_rotated(codes, num_threads)
+        codes = as_codes(codes, self.code_size)
+        if reference is not None:
+            reference = as_vectors(reference, self.d, "reference")
+        return self._decode_parts(codes, self.scan_factors(codes), reference, num_threads)
+
+    def _decode_parts(self, bits, sf, reference=None, num_threads=1):
+        """Decode from the packed fields and the scan factors (how indexes store a code)."""
+        y = self._decode_rotated(bits, sf, num_threads)
         x = self.rotation.inverse(y, num_threads=num_threads)[:, : self.d]
         if reference is not None:
-            x = x + as_vectors(reference, self.d, "reference")
+            x = x + reference
         elif self.center is not None:
             x = x + self.center
         return np.ascontiguousarray(x, dtype=np.float32)
@@ -416,32 +417,6 @@ class Codec:
             lo = row[4]
             luts[:, lo : lo + lut.shape[1] * lut.shape[2]] = lut.reshape(nq, -1)
         return luts
-
-    @property
-    def supports_fastscan(self):
-        """True when the code is a sum of 4-bit sub-code lookups with one scale (fast-scan)."""
-        return self.n_acc == 1 and all(s.width in (1, 2, 4) for s in self.sections)
-
-    @property
-    def n_nibbles(self):
-        return 2 * self._code_bytes
-
-    def build_nibble_luts(self, v, num_threads=1):
-        """Per-nibble LUTs float32 (nq, 2*code_bytes, 16) for the fast-scan kernels.
-
-        Nibble j of the code bytes (low nibble first) covers 4/width fields of one section;
-        padding nibbles get all-zero rows.
-        """
-        if not self.supports_fastscan:
-            raise ValueError(f"{self.name} codes are not 4-bit decomposable (fast-scan needs "
-                             f"1, 2 or 4-bit fields and one accumulator)")
-        nq = v.shape[0]
-        out = np.zeros((nq, self.n_nibbles, 16), np.float32)
-        spaces = self._spaces(v, num_threads)
-        for s in self.sections:
-            lut = self._section_lut(s, spaces[s.space], 4 // s.width)
-            out[:, 2 * s.byte_off : 2 * s.byte_off + lut.shape[1], :] = lut
-        return out
 
     def prepare_queries(self, xq, reference=None, num_threads=1):
         """Rotate queries once and build their lookup tables.

@@ -4,8 +4,7 @@ import threading
 import numpy as np
 
 from .._validation import as_ids, as_vectors, check_k
-from ..kernels import topk as _topk
-from ..kernels._threads import maybe_threads, resolve_threads, threads
+from ..kernels._threads import maybe_threads
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
 
@@ -136,7 +135,8 @@ class IndexCodes(Index):
         if codec.d != self.d:
             raise ValueError(f"codec dimension {codec.d} != index dimension {self.d}")
         self.codec = codec
-        self._codes = np.zeros((0, codec.code_size), np.uint8)
+        # the packed fields only: the per-vector factors live once, in _sf (scan factors)
+        self._codes = np.zeros((0, codec._code_bytes), np.uint8)
         self._sf = np.zeros((0, codec.n_acc + 2), np.float32)
         self._ids = np.zeros(0, np.int64)
         self._sorted_ids = None
@@ -204,7 +204,7 @@ class IndexCodes(Index):
     def _encode(self, x, num_threads):
         """(codes, scan factors) of already-validated vectors; subclasses add references."""
         codes = self.codec.encode(x, num_threads=num_threads)
-        return codes, self.codec.scan_factors(codes)
+        return np.ascontiguousarray(codes[:, : self.codec._code_bytes]), self.codec.scan_factors(codes)
 
     def add(self, x, num_threads=None):
         """Add vectors with ids ntotal, ntotal+1, ... (FAISS add)."""
@@ -279,7 +279,7 @@ class IndexCodes(Index):
         return self._decode_positions(self._positions_of(as_ids(ids)))
 
     def _decode_positions(self, pos):
-        return self.codec.decode(self._codes[pos], reference=self._references(pos))
+        return self.codec._decode_parts(self._codes[pos], self._sf[pos], self._references(pos))
 
     def sa_encode(self, x):
         return self.codec.encode(self._prep(x))
@@ -388,40 +388,3 @@ class IndexCodes(Index):
     def _rows_to_ids(self, rows, ids=None):
         ids = self._ids if ids is None else ids
         return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
-
-    # ------------------------------------------------------------------ scan driver (float LUT)
-    def _run_scan(self, queries, k, p, task_query, task_seg0, task_seg1, seg_start, seg_end,
-                  seg_add, for_range=False):
-        """Run the shared top-k scan; merge per-query tasks; map positions to ids."""
-        mask, use_mask = self._filter_mask(p.filter)
-        nq = len(queries)
-        ntasks = len(task_query)
-        kk = k
-        keys = np.empty((ntasks, kk), np.float32)
-        pos = np.empty((ntasks, kk), np.int64)
-        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        seg_add = seg_add.astype(np.float32)
-        # LUTs are built per chunk of queries (tasks are ordered by query) so that they stay
-        # in cache: a byte LUT is 256 floats per code byte per query
-        nt = resolve_threads(p.num_threads)
-        chunk = max(32, 4 * nt)
-        bounds = np.searchsorted(task_query, np.arange(0, nq + chunk, chunk))
-        with threads(nt):
-            for q0, t0, t1 in zip(range(0, nq, chunk), bounds[:-1], bounds[1:]):
-                if t1 == t0:
-                    continue
-                luts = self.codec.build_luts(queries.v[q0:q0 + chunk], nt)
-                _topk.scan_topk(self._codes, self._sf, self.codec._secs, luts,
-                                self.codec.n_acc, np.float32(a_ell), np.float32(a_ip),
-                                task_query[t0:t1] - q0, task_seg0[t0:t1], task_seg1[t0:t1],
-                                seg_start, seg_end, seg_add, mask, use_mask, keys[t0:t1],
-                                pos[t0:t1])
-        if ntasks != nq:  # several tasks per query: merge their heaps
-            per = ntasks // nq
-            keys = keys.reshape(nq, per * kk)
-            pos = pos.reshape(nq, per * kk)
-            order = np.argsort(keys, axis=1, kind="stable")[:, :k]
-            keys = np.take_along_axis(keys, order, 1)
-            pos = np.take_along_axis(pos, order, 1)
-        ids = np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
-        return keys, ids

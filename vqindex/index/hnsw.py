@@ -214,7 +214,7 @@ class IndexHNSWCodes(IndexCodes):
                     warnings.warn(f"IndexHNSWCodes: no float graph builder (dropped or loaded "
                                   f"from a file); rebuilding the HNSW graph from {n_old} decoded "
                                   f"codes plus the new vectors", RuntimeWarning, stacklevel=4)
-                    b.add(self._prep(self.codec.decode(self._codes)))
+                    b.add(self._prep(self.codec._decode_parts(self._codes, self._sf)))
                 self._builder = b
             self._builder.add(x)
         finally:

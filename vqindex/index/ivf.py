@@ -8,8 +8,7 @@ list costs only its additive constant (||q - c||^2 or <q, c>).
 import numpy as np
 
 from .._validation import as_vectors
-from ..kernels import scan as _scan
-from ..kernels._threads import maybe_threads, resolve_threads, threads
+from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
 from .params import METRIC_L2
 
@@ -148,7 +147,7 @@ class IndexIVFCodes(IndexCodes):
         uniq, which = np.unique(lists, return_inverse=True)
         self.codec.fold_reference(codes, sf, x, self.centroids[uniq], which,
                                   "ip" if self._is_ip else "l2", nt)
-        self._append(codes, sf, ids, x, lists)
+        self._append(np.ascontiguousarray(codes[:, : self.codec._code_bytes]), sf, ids, x, lists)
 
     def _append(self, codes, sf, ids, x, lists=None):
         allcodes = np.concatenate([self._codes, codes])
@@ -189,7 +188,7 @@ class IndexIVFCodes(IndexCodes):
 
     def _decode_positions(self, pos):
         # the stored factors hold folded IVF terms; decode from the raw codes
-        return self.codec.decode(self._codes[pos], reference=self._references(pos))
+        return self.codec._decode_parts(self._codes[pos], self._sf[pos], self._references(pos))
 
     def list_sizes(self):
         return np.diff(self._offsets)

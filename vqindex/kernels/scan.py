@@ -113,13 +113,3 @@ def decode_section(codes, byte_off, width, count, table, scale, out):
                 j = i * c + t
                 if j < dim:
                     out[r, j] += s * table[f, t]
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def estimate_gather(codes, secs, luts, sf, n_acc, which, out):
-    """out[i] = sum_a scale_a * acc_a of code i against LUT row which[i] (no metric terms)."""
-    n = codes.shape[0]
-    for i in prange(n):
-        accs = np.zeros(MAX_ACC, np.float32)
-        lut_dot(codes[i], secs, luts[which[i]], accs)
-        out[i] = affine(accs, sf[i], n_acc)
