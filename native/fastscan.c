@@ -20,7 +20,8 @@
  *
  * Backends (fs_scan's `backend`): 1 scalar C, 2 AVX2 (pshufb), 3 AVX-512 F+BW (pshufb),
  * 4 AVX-512 VBMI+VNNI (vpermb + vpdpbusd), 0 = best the CPU supports.
- * Exported: fs_scan, fs_cpu_features, fs_available_backends.
+ * Exported: fs_scan, fs_scan_q (single-threaded, strided, LUT rows by index: the search
+ * driver's primitive, see its section), fs_cpu_features, fs_available_backends.
  * Build knobs (-D): FS_NO_SIMD (scalar only), FS_AVX2_QB / FS_AVX512_QB / FS_VNNI_QB
  * (queries per register group), FS_CHUNK_BYTES, FS_LUT_TILE.
  */
@@ -586,4 +587,335 @@ FS_API int fs_scan(const uint8_t *blocks, int64_t nblocks, int64_t n, int64_t m,
     for (int t = 0; t < nthreads; t++) run_work(&works[t]);
 #endif
     return be;
+}
+
+/* ================================================================== fs_scan_q */
+/*
+ * fs_scan_q: the single-threaded scan primitive of the numba search driver
+ * (vqindex/kernels/driver.py calls it through its address; the numba twin and reference is
+ * vqindex.kernels.fastscan.scan_q_numba).  Blocks are strided (block_stride >= 16*m: the
+ * driver points into the middle of a block shared by several accumulators) and every query
+ * picks its LUT row by index.  No allocation, no threads; the CPU features are read once.
+ *
+ * AVX2 kernel.  Per pair of sub-quantizers (j, j+1) one 256-bit code load is split into
+ * lo/hi nibble indices (vectors 0-15 / 16-31; lane 0 = j, lane 1 = j+1) and shared by a
+ * group of QB = 3 queries (remainders 2, 1).  Per query: one 256-bit LUT load, 2 vpshufb,
+ * and the exact uint8 -> uint16 widening with 3 ops per shuffle result r:
+ *     A += r (as 16-bit words: even byte + 256 * odd byte),  B += vpmaddubsw(r, [0,1]) (odd)
+ * even = A - (B << 8) at the end, all modulo 2^16, so exact for ANY uint8 LUT and any m.
+ * That is 4 vector ops per 32 lookups, the floor for exact 16-bit sums with pshufb (an
+ * 8-bit add of two lookups before widening would overflow), so the kernel is about
+ * issuing them at 4 per cycle:
+ *   - vpmaddubsw runs on the multiply pipes, fs_scan's vpsrlw competes with vpshufb for
+ *     the two shuffle pipes (Zen 3);
+ *   - 12 accumulators + 4 temporaries = all 16 ymm registers for QB = 3, so the inner
+ *     loop is inline asm (GCC spills / copies accumulators otherwise, measured); there
+ *     the constants are memory operands;
+ *   - with nq >= FSQ_SPLIT_MIN_NQ the codes of a chunk of blocks are split into lo/hi
+ *     indices once (stack buffer, 2x the codes, <= FSQ_SPLIT_BYTES) and every query group
+ *     reads them as vpshufb memory operands: 24 instead of 27 vector ops per pair and
+ *     group, and the constant w stays in a register (~+10% at nq = 32).
+ * The odd tail (m odd: the last sub-quantizer with a zero upper LUT lane) and the final
+ * reduction are intrinsics.  Measured alternatives that lost on the Zen 3 dev box:
+ *   - 128-bit broadcast code + LUT loads (lane 0 = low, lane 1 = high nibbles via vpsrlvd,
+ *     2 accumulators per query, QB up to 6): ~20% slower (vbroadcasti128 is not free);
+ *   - vpsrlw instead of vpmaddubsw, a 3-op nibble split with one mask load, a 2x unrolled
+ *     loop: no gain or slower; copying the group's LUT rows into one interleaved stream:
+ *     slower for few blocks, no gain for many.
+ *
+ * AVX-512 ids (3, 4) run the same AVX2 kernel when the CPU has them: no separate AVX-512
+ * version exists (none could be tested here).
+ */
+
+static int fsq_avail_cache; /* fs_available_backends() | 1<<30 once known (benign race) */
+
+static int fsq_available(void) {
+    int a = __atomic_load_n(&fsq_avail_cache, __ATOMIC_RELAXED);
+    if (!a) {
+        a = fs_available_backends() | (int)(1u << 30);
+        __atomic_store_n(&fsq_avail_cache, a, __ATOMIC_RELAXED);
+    }
+    return a;
+}
+
+FS_NO_VECTORIZE static void fsq_scalar(const uint8_t *blocks, int64_t bstride, int64_t nb,
+                                       int64_t n, int64_t m, const uint8_t *lut,
+                                       int64_t lstride, const int64_t *qidx, int64_t nq,
+                                       uint16_t *out, int64_t ldo) {
+    uint32_t acc[32];
+    for (int64_t t = 0; t < nq; t++) {
+        const uint8_t *L = lut + qidx[t] * lstride;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = blocks + b * bstride;
+            memset(acc, 0, sizeof(acc));
+            for (int64_t j = 0; j < m; j++) {
+                const uint8_t *c = blk + 16 * j, *T = L + 16 * j;
+                for (int i = 0; i < 16; i++) {
+                    acc[i] += T[c[i] & 15];
+                    acc[i + 16] += T[c[i] >> 4];
+                }
+            }
+            int64_t base = 32 * b, nv = n - base < 32 ? n - base : 32;
+            uint16_t *o = out + t * ldo + base;
+            for (int64_t i = 0; i < nv; i++) o[i] = (uint16_t)acc[i];
+        }
+    }
+}
+
+#ifdef FS_X86
+static const uint8_t fsq_c_mask[32] __attribute__((aligned(32))) = {
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15};
+/* vpmaddubsw weights (signed bytes): 0 for even bytes, 1 for odd bytes -> word = odd byte */
+static const uint8_t fsq_c_w[32] __attribute__((aligned(32))) = {
+    0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+    0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+
+/* Inline-asm pieces (AT&T operand order).  j = 32 * pair: byte offset of the pair in the
+ * block and in every LUT row; 2*j in the split buffer (64 bytes per pair: lo | hi). */
+#define FSQ_Z(A) "vpxor %[" A "], %[" A "], %[" A "]\n\t"
+#define FSQ_ZQ(q) FSQ_Z("a" #q) FSQ_Z("b" #q) FSQ_Z("c" #q) FSQ_Z("d" #q)
+/* widen one pair of shuffle results t (vectors 0-15), u (16-31) into A, B / C, D */
+#define FSQ_WIDEN(A, B, C, D)                                                               \
+    "vpaddw %[t], %[" A "], %[" A "]\n\t"                                                   \
+    "vpaddw %[u], %[" C "], %[" C "]\n\t"                                                   \
+    "vpmaddubsw %[w], %[t], %[t]\n\t"                                                       \
+    "vpmaddubsw %[w], %[u], %[u]\n\t"                                                       \
+    "vpaddw %[t], %[" B "], %[" B "]\n\t"                                                   \
+    "vpaddw %[u], %[" D "], %[" D "]\n\t"
+/* direct: split the 32 code bytes of the pair in registers lo, hi */
+#define FSQ_CODE                                                                            \
+    "vmovdqu (%[blk],%[j]), %[lo]\n\t"                                                      \
+    "vpsrlw $4, %[lo], %[hi]\n\t"                                                           \
+    "vpand %[mask], %[lo], %[lo]\n\t"                                                       \
+    "vpand %[mask], %[hi], %[hi]\n\t"
+#define FSQ_STEP(LP, A, B, C, D)                                                            \
+    "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
+    "vpshufb %[hi], %[t], %[u]\n\t"                                                         \
+    "vpshufb %[lo], %[t], %[t]\n\t" FSQ_WIDEN(A, B, C, D)
+/* pre-split: the shuffle indices are memory operands */
+#define FSQ_PSTEP(LP, A, B, C, D)                                                           \
+    "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
+    "vpshufb 32(%[sp],%[j],2), %[t], %[u]\n\t"                                              \
+    "vpshufb (%[sp],%[j],2), %[t], %[t]\n\t" FSQ_WIDEN(A, B, C, D)
+#define FSQ_LOOP(BODY) "1:\n\t" BODY "add $32, %[j]\n\tcmp %[end], %[j]\n\tjb 1b\n\t"
+#define FSQ_ACC_OPS(q) [a##q] "=&x"(A##q), [b##q] "=&x"(B##q), [c##q] "=&x"(C##q), [d##q] "=&x"(D##q)
+#define FSQ_OPS1 FSQ_ACC_OPS(0)
+#define FSQ_OPS2 FSQ_ACC_OPS(0), FSQ_ACC_OPS(1)
+#define FSQ_OPS3 FSQ_ACC_OPS(0), FSQ_ACC_OPS(1), FSQ_ACC_OPS(2)
+#define FSQ_Q(S, q) S("l" #q, "a" #q, "b" #q, "c" #q, "d" #q)
+#define FSQ_BODY1(S) FSQ_Q(S, 0)
+#define FSQ_BODY2(S) FSQ_Q(S, 0) FSQ_Q(S, 1)
+#define FSQ_BODY3(S) FSQ_Q(S, 0) FSQ_Q(S, 1) FSQ_Q(S, 2)
+#define FSQ_ZERO1 FSQ_ZQ(0)
+#define FSQ_ZERO2 FSQ_ZQ(0) FSQ_ZQ(1)
+#define FSQ_ZERO3 FSQ_ZQ(0) FSQ_ZQ(1) FSQ_ZQ(2)
+/* constants: the direct QB = 3 loop uses all 16 ymm registers (12 accumulators, lo, hi,
+ * t, u) so mask and w are memory operands there; registers everywhere else */
+#define FSQ_KM(x) "m"(*(const __m256i *)fsq_c_##x)
+#define FSQ_KX(x) "x"(x)
+#define FSQ_K1 FSQ_KX
+#define FSQ_K2 FSQ_KX
+#define FSQ_K3 FSQ_KM
+
+/* one query's odd tail: the last sub-quantizer alone; the LUT's upper lane is zero, so the
+ * upper lane adds 0 whatever the indices there */
+FS_T_AVX2 FS_INLINE void fsq_tail1(__m256i lo, __m256i hi, const uint8_t *T, __m256i w,
+                                   __m256i *A, __m256i *B, __m256i *C, __m256i *D) {
+    __m256i t = _mm256_inserti128_si256(_mm256_setzero_si256(),
+                                        _mm_loadu_si128((const __m128i *)T), 0);
+    __m256i rl = _mm256_shuffle_epi8(t, lo), rh = _mm256_shuffle_epi8(t, hi);
+    *A = _mm256_add_epi16(*A, rl);
+    *B = _mm256_add_epi16(*B, _mm256_maddubs_epi16(rl, w));
+    *C = _mm256_add_epi16(*C, rh);
+    *D = _mm256_add_epi16(*D, _mm256_maddubs_epi16(rh, w));
+}
+
+/* split one block's codes into shuffle indices: pair p -> sp[64p..] = lo, sp[64p+32..] = hi
+ * (odd m: the last sub-quantizer as pair m/2 with a zero upper lane) */
+FS_T_AVX2 static void fsq_split(const uint8_t *blk, int64_t m, uint8_t *sp) {
+    const __m256i mask = _mm256_load_si256((const __m256i *)fsq_c_mask);
+    int64_t p = 0;
+    for (; 2 * p + 1 < m; p++) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(blk + 32 * p));
+        _mm256_store_si256((__m256i *)(sp + 64 * p), _mm256_and_si256(c, mask));
+        _mm256_store_si256((__m256i *)(sp + 64 * p + 32),
+                           _mm256_and_si256(_mm256_srli_epi16(c, 4), mask));
+    }
+    if (m & 1) {
+        __m256i c = _mm256_inserti128_si256(_mm256_setzero_si256(),
+                                            _mm_loadu_si128((const __m128i *)(blk + 32 * p)), 0);
+        _mm256_store_si256((__m256i *)(sp + 64 * p), _mm256_and_si256(c, mask));
+        _mm256_store_si256((__m256i *)(sp + 64 * p + 32),
+                           _mm256_and_si256(_mm256_srli_epi16(c, 4), mask));
+    }
+}
+
+/* Scan one block for QB (1..3) queries: pairs [0, m/2) in asm, then the odd tail.
+ * L[q]: LUT row of query q; o[q]: its 32 outputs; sp: the block's split indices or NULL
+ * (split in the loop). */
+#define FSQ_DEFINE_BLOCK(QB)                                                                \
+    FS_T_AVX2 FS_INLINE void fsq_block##QB(const uint8_t *blk, const uint8_t *sp, int64_t m, \
+                                           const uint8_t *const *L, uint16_t *const *o) {   \
+        __m256i A0, B0, C0, D0, A1, B1, C1, D1, A2, B2, C2, D2;                             \
+        const __m256i mask = _mm256_load_si256((const __m256i *)fsq_c_mask);                \
+        const __m256i w = _mm256_load_si256((const __m256i *)fsq_c_w);                      \
+        const uint8_t *l0 = L[0], *l1 = L[QB > 1 ? 1 : 0], *l2 = L[QB > 2 ? 2 : 0];         \
+        int64_t j = 0, end = 32 * (m >> 1);                                                 \
+        __m256i t, u;                                                                       \
+        if (end > 0 && sp) {                                                                \
+            __asm__(FSQ_ZERO##QB FSQ_LOOP(FSQ_BODY##QB(FSQ_PSTEP))                          \
+                    : FSQ_OPS##QB, [t] "=&x"(t), [u] "=&x"(u), [j] "+r"(j)                  \
+                    : [sp] "r"(sp), [l0] "r"(l0), [l1] "r"(l1), [l2] "r"(l2),              \
+                      [end] "r"(end), [w] "x"(w)                                            \
+                    : "cc", "memory");                                                      \
+        } else if (end > 0) {                                                               \
+            __m256i lo, hi;                                                                 \
+            __asm__(FSQ_ZERO##QB FSQ_LOOP(FSQ_CODE FSQ_BODY##QB(FSQ_STEP))                  \
+                    : FSQ_OPS##QB, [t] "=&x"(t), [u] "=&x"(u), [lo] "=&x"(lo),              \
+                      [hi] "=&x"(hi), [j] "+r"(j)                                           \
+                    : [blk] "r"(blk), [l0] "r"(l0), [l1] "r"(l1), [l2] "r"(l2),            \
+                      [end] "r"(end), [mask] FSQ_K##QB(mask), [w] FSQ_K##QB(w)             \
+                    : "cc", "memory");                                                      \
+        } else {                                                                            \
+            A0 = B0 = C0 = D0 = A1 = B1 = C1 = D1 = _mm256_setzero_si256();                 \
+            A2 = B2 = C2 = D2 = A0;                                                         \
+        }                                                                                   \
+        (void)l1, (void)l2, (void)mask;                                                     \
+        if (m & 1) {                                                                        \
+            __m256i lo, hi;                                                                 \
+            if (sp) {                                                                       \
+                lo = _mm256_load_si256((const __m256i *)(sp + 2 * end));                    \
+                hi = _mm256_load_si256((const __m256i *)(sp + 2 * end + 32));               \
+            } else {                                                                        \
+                __m128i c = _mm_loadu_si128((const __m128i *)(blk + end));                  \
+                __m256i c2 = _mm256_inserti128_si256(_mm256_setzero_si256(), c, 0);         \
+                lo = _mm256_and_si256(c2, mask);                                            \
+                hi = _mm256_and_si256(_mm256_srli_epi16(c2, 4), mask);                      \
+            }                                                                               \
+            fsq_tail1(lo, hi, L[0] + end, w, &A0, &B0, &C0, &D0);                           \
+            if (QB > 1) fsq_tail1(lo, hi, L[QB > 1 ? 1 : 0] + end, w, &A1, &B1, &C1, &D1);  \
+            if (QB > 2) fsq_tail1(lo, hi, L[QB > 2 ? 2 : 0] + end, w, &A2, &B2, &C2, &D2);  \
+        }                                                                                   \
+        avx2_store(A0, B0, o[0]);                                                           \
+        avx2_store(C0, D0, o[0] + 16);                                                      \
+        if (QB > 1) {                                                                       \
+            avx2_store(A1, B1, o[QB > 1 ? 1 : 0]);                                          \
+            avx2_store(C1, D1, o[QB > 1 ? 1 : 0] + 16);                                     \
+        }                                                                                   \
+        if (QB > 2) {                                                                       \
+            avx2_store(A2, B2, o[QB > 2 ? 2 : 0]);                                          \
+            avx2_store(C2, D2, o[QB > 2 ? 2 : 0] + 16);                                     \
+        }                                                                                   \
+    }
+FSQ_DEFINE_BLOCK(3)
+FSQ_DEFINE_BLOCK(2)
+FSQ_DEFINE_BLOCK(1)
+
+/* One query group over blocks [b0, b1).  R[q]: LUT row of query q; O[q]: its output row;
+ * split: indices of block b at split + (b - b0) * sstride, or NULL. */
+#define FSQ_DEFINE_GROUP(QB)                                                                \
+    FS_T_AVX2 __attribute__((noinline)) static void fsq_group##QB(                          \
+        const uint8_t *blocks, int64_t bstride, int64_t b0, int64_t b1, int64_t n,          \
+        int64_t m, const uint8_t *const *R, uint16_t *const *O, const uint8_t *split,       \
+        int64_t sstride) {                                                                  \
+        uint16_t tmp[QB * 32], *o[QB];                                                      \
+        for (int64_t b = b0; b < b1; b++) {                                                 \
+            int64_t base = 32 * b, nv = n - base < 32 ? n - base : 32;                      \
+            for (int q = 0; q < QB; q++) o[q] = nv == 32 ? O[q] + base : tmp + 32 * q;      \
+            fsq_block##QB(blocks + b * bstride, split ? split + (b - b0) * sstride : NULL,  \
+                          m, R, o);                                                         \
+            if (nv < 32)                                                                    \
+                for (int q = 0; q < QB; q++)                                                \
+                    memcpy(O[q] + base, tmp + 32 * q, (size_t)nv * sizeof(uint16_t));      \
+        }                                                                                   \
+    }
+FSQ_DEFINE_GROUP(3)
+FSQ_DEFINE_GROUP(2)
+FSQ_DEFINE_GROUP(1)
+
+/* stack bytes for the pre-split indices (2 x the codes); chunk: target bytes per chunk of
+ * blocks (each query group sweeps the chunk while its indices stay in L1) */
+#ifndef FSQ_SPLIT_BYTES
+#define FSQ_SPLIT_BYTES (48 * 1024)
+#endif
+#ifndef FSQ_SPLIT_CHUNK
+#define FSQ_SPLIT_CHUNK (16 * 1024)
+#endif
+/* pre-split the codes when at least this many queries share them */
+#ifndef FSQ_SPLIT_MIN_NQ
+#define FSQ_SPLIT_MIN_NQ 4
+#endif
+
+static void fsq_groups(const uint8_t *blocks, int64_t bstride, int64_t b0, int64_t b1,
+                       int64_t n, int64_t m, const uint8_t *lut, int64_t lstride,
+                       const int64_t *qidx, int64_t nq, uint16_t *out, int64_t ldo,
+                       const uint8_t *split, int64_t sstride) {
+    for (int64_t t = 0; t < nq;) {
+        int qb = nq - t >= 3 ? 3 : (int)(nq - t);
+        const uint8_t *R[3];
+        uint16_t *O[3];
+        for (int q = 0; q < qb; q++) {
+            R[q] = lut + qidx[t + q] * lstride;
+            O[q] = out + (t + q) * ldo;
+        }
+        if (qb == 3) fsq_group3(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
+        else if (qb == 2) fsq_group2(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
+        else fsq_group1(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
+        t += qb;
+    }
+}
+
+static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
+                     const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq,
+                     uint16_t *out, int64_t ldo) {
+    const int64_t sstride = 64 * ((m + 1) >> 1);
+    if (nq < FSQ_SPLIT_MIN_NQ || sstride > FSQ_SPLIT_BYTES) {
+        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0);
+        return;
+    }
+    uint8_t split[FSQ_SPLIT_BYTES] __attribute__((aligned(32)));
+    const int64_t cb = sstride < FSQ_SPLIT_CHUNK ? FSQ_SPLIT_CHUNK / sstride : 1;
+    for (int64_t b0 = 0; b0 < nb; b0 += cb) {
+        int64_t b1 = b0 + cb < nb ? b0 + cb : nb;
+        for (int64_t b = b0; b < b1; b++)
+            fsq_split(blocks + b * bstride, m, split + (b - b0) * sstride);
+        fsq_groups(blocks, bstride, b0, b1, n, m, lut, lstride, qidx, nq, out, ldo, split,
+                   sstride);
+    }
+}
+#endif /* FS_X86 */
+
+/* Scan nblocks blocks of 32 codes for nq queries (single-threaded).
+ * Nibble j (0 <= j < m) of block b is the 16 bytes at blocks + b*block_stride + 16*j.
+ * Query t uses LUT[j][x] = lut[qidx[t]*lut_stride + 16*j + x].
+ * out[t*ldo + v] = sum_j LUT_t[j][nibble_j(v)] mod 2^16 for v < n (n <= 32*nblocks; do not
+ * write past n).  backend: 0 best available, 1 scalar, 2 avx2, 3 avx512, 4 avx512vnni (same
+ * ids as fs_scan; 3 and 4 run the AVX2 kernel, see above).
+ * Returns 0, or -1 if the backend is unavailable.  Pointers need not be 64-byte aligned. */
+FS_API int64_t fs_scan_q(const uint8_t *blocks, int64_t block_stride, int64_t nblocks, int64_t n,
+                         int64_t m, const uint8_t *lut, int64_t lut_stride, const int64_t *qidx,
+                         int64_t nq, uint16_t *out, int64_t ldo, int64_t backend) {
+    int a = fsq_available();
+    int64_t be = backend;
+    if (be == FS_BACKEND_AUTO) be = (a & (1 << FS_BACKEND_AVX2)) ? FS_BACKEND_AVX2 : FS_BACKEND_SCALAR;
+    if (be < FS_BACKEND_SCALAR || be > FS_BACKEND_AVX512VNNI || !(a & (1 << be))) return -1;
+    if (n <= 0 || nq <= 0 || nblocks <= 0) return 0;
+    int64_t nb = (n + 31) / 32;
+    if (nb > nblocks) nb = nblocks;
+    if (m <= 0) {
+        for (int64_t t = 0; t < nq; t++) {
+            int64_t nv = n < 32 * nb ? n : 32 * nb;
+            memset(out + t * ldo, 0, (size_t)nv * sizeof(uint16_t));
+        }
+        return 0;
+    }
+#ifdef FS_X86
+    if (be != FS_BACKEND_SCALAR) {
+        fsq_avx2(blocks, block_stride, nb, n, m, lut, lut_stride, qidx, nq, out, ldo);
+        return 0;
+    }
+#endif
+    fsq_scalar(blocks, block_stride, nb, n, m, lut, lut_stride, qidx, nq, out, ldo);
+    return 0;
 }

@@ -12,7 +12,8 @@ import glob
 import os
 
 __all__ = ["lib", "encode_lib", "load_error", "library_path", "BACKEND_IDS", "ENCODE_BACKENDS",
-           "encode_backends", "encode_preferred", "fast_rotate", "rotate_scalar_encode"]
+           "encode_backends", "encode_preferred", "fast_rotate", "rotate_scalar_encode",
+           "scan_q_address"]
 
 # backend ids understood by fs_scan (0 = best available)
 BACKEND_IDS = {"auto": 0, "scalar": 1, "avx2": 2, "avx512": 3, "avx512vnni": 4}
@@ -55,6 +56,11 @@ def _load():
             cdll.fs_available_backends.argtypes = []
             cdll.fs_available_backends.restype = ctypes.c_int
             cdll.fs_available_backends()  # smoke test
+            try:  # the driver's scan primitive (absent from libraries built before it)
+                cdll.fs_scan_q.argtypes = [p, i64, i64, i64, i64, p, i64, p, i64, p, i64, i64]
+                cdll.fs_scan_q.restype = i64
+            except AttributeError as exc:
+                errors.append(f"{path}: no fs_scan_q ({exc})")
             try:
                 cdll.vq_encode_backends.argtypes = []
                 cdll.vq_encode_backends.restype = ctypes.c_int
@@ -81,6 +87,21 @@ try:
 except Exception as exc:  # pragma: no cover - never raise at import
     lib = None
     load_error = repr(exc)
+
+
+# --------------------------------------------------------------------------- scan primitive
+
+def scan_q_address():
+    """Address (int) of the native ``fs_scan_q`` for nopython callers, 0 when the library is
+    missing or predates it.  Signature: 12 int64 arguments, returns int64 (0, or -1 when
+    the requested backend is unavailable); see native/fastscan.c."""
+    if lib is None:
+        return 0
+    try:
+        fn = lib.fs_scan_q
+    except AttributeError:
+        return 0
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 
 # --------------------------------------------------------------------------- encode kernels
