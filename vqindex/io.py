@@ -124,7 +124,8 @@ def _describe(index, arrays, prefix=""):
     desc = {"d": int(index.d), "metric_type": int(index.metric_type), "metric": index.metric,
             "ntotal": int(index.ntotal), "params": _search_params(index)}
     if hasattr(index, "_ids"):  # rows in storage (HNSW keeps removed rows, flagged deleted)
-        desc["nstored"] = int(index._ids.shape[0])
+        desc["nstored"] = int(index._ids.shape[0] if not hasattr(index, "_store")
+                              else index.ntotal)
     if isinstance(index, IndexRefine):
         desc["type"] = "refine"
         desc["base"] = _describe(index.base, arrays, prefix + "base.")
@@ -142,14 +143,18 @@ def _describe(index, arrays, prefix=""):
                         f"supported: IndexFlatCodes, IndexIVFCodes, IndexHNSWCodes, IndexRefine")
     desc["type"] = kind
     desc["codec"] = _codec_desc(index.codec, arrays, prefix)
-    names = {"codes": arrays.add(prefix + "codes", index._codes),
-             "sf": arrays.add(prefix + "sf", index._sf),
-             "ids": arrays.add(prefix + "ids", index._ids)}
+    if kind == "hnsw":
+        codes, sf, ids = index._codes, index._sf, index._ids
+    else:  # list storage: the live rows, sorted by list
+        lists, codes, sf, ids = index._stored_arrays()
+    names = {"codes": arrays.add(prefix + "codes", codes),
+             "sf": arrays.add(prefix + "sf", sf),
+             "ids": arrays.add(prefix + "ids", ids)}
     if kind == "ivf":
         desc["nlist"] = int(index.nlist)
         desc["trained"] = index.centroids is not None
         desc["quantizer"] = type(index.quantizer).__name__
-        names["list_of"] = arrays.add(prefix + "list_of", index._list_of)
+        names["list_of"] = arrays.add(prefix + "list_of", lists)
         if index.centroids is not None:
             names["centroids"] = arrays.add(prefix + "centroids", index.centroids)
     elif kind == "hnsw":
@@ -539,15 +544,17 @@ def _build(desc, arrays, path, prefix="", version=FORMAT_VERSION):
                          f"do not match nstored={n}, {width} code bytes per vector")
     if version == 1:  # the code tail repeated the factors: keep the packed fields only
         codes = np.ascontiguousarray(codes[:, : codec._code_bytes])
-    index._codes, index._sf, index._ids = codes, sf, ids
-    index._sorted_ids = None
+    if kind == "hnsw":
+        index._codes, index._sf, index._ids = codes, sf, ids
+        index._sorted_ids = None
+    elif kind == "flat":
+        index._load_stored(np.zeros(n, np.int64), codes, sf, ids)
     if kind == "ivf":
         lists = _get(arrays, desc, "list_of", path, np.int64, 1)
         if lists.shape != (n,) or (n and (lists.min() < 0 or lists.max() >= index.nlist
                                           or np.any(np.diff(lists) < 0))):
             raise _err(path, "IVF list assignment is inconsistent (not sorted / out of range)")
-        index._list_of = lists
-        index._rebuild_offsets()
+        index._load_stored(np.ascontiguousarray(lists), codes, sf, ids)
     elif kind == "hnsw":
         graph = dict(desc.get("graph_scalars") or {})
         for key, name in (desc.get("graph_arrays") or {}).items():

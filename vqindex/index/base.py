@@ -4,11 +4,12 @@ import threading
 import numpy as np
 
 from .._validation import as_ids, as_vectors, check_k
-from ..kernels._threads import maybe_threads
+from ..kernels._threads import maybe_threads, resolve_threads
+from .storage import ListStore
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
 
-__all__ = ["Index", "IndexCodes", "normalize_rows"]
+__all__ = ["Index", "IndexCodes", "IndexListCodes", "normalize_rows"]
 
 
 def normalize_rows(x):
@@ -312,8 +313,8 @@ class IndexCodes(Index):
         f = self.fastscan_rerank if self.codec.scan_layout.exact else self.fastscan_rerank_surrogate
         return int(min(max(n, 1), max(k, self.fastscan_min, f * k)))
 
-    def _driver_search(self, qt, k, p, nt, probes, probe_add, blocks, list_boff, list_pos,
-                       codes, sf, mask, use_mask, qchunk):
+    def _driver_search(self, qt, k, p, nt, probes, probe_add, blocks, list_row0, list_blk0,
+                       list_len, codes, sf, mask, use_mask, qchunk):
         """Fast-scan shortlist + exact rescoring over the probed lists: one compiled call.
 
         Returns keys (nq, k) (smaller is better) and storage rows (-1: none)."""
@@ -323,8 +324,7 @@ class IndexCodes(Index):
         lay = codec.scan_layout
         lut_u8, scale, bias = qt.fast_luts()
         nq = probes.shape[0]
-        n = codes.shape[0]
-        rr = self._rerank_depth(k, n)
+        rr = self._rerank_depth(k, int(list_len.sum()))
         nsplit = 1 if nq >= nt else max(1, nt // max(nq, 1))
         a_ell, a_ip = self._metric_ab()
         secs, tables = codec.exact_tables
@@ -335,7 +335,8 @@ class IndexCodes(Index):
         par = nt > 1 and (nsplit > 1 or nq > qchunk)
         with maybe_threads(nt, par):
             _drv.fastscan_search(np.int64(fptr), np.int64(0), blocks.reshape(-1),
-                                 np.int64(lay.bstride), lay.acc_nib, list_boff, list_pos,
+                                 np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,
+                                 list_len,
                                  lut_u8.reshape(-1), bias, scale, probes, probe_add,
                                  sf, codec.n_acc, a_ell, a_ip, mask, use_mask,
                                  codes, secs, tables, qt.spaces,
@@ -388,3 +389,124 @@ class IndexCodes(Index):
     def _rows_to_ids(self, rows, ids=None):
         ids = self._ids if ids is None else ids
         return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+
+
+class IndexListCodes(IndexCodes):
+    """Flat (one list) and IVF (nlist lists) indexes: the codes live in a `ListStore`
+    (index/storage.py), so add and remove_ids cost O(batch + touched lists) and the fast-scan
+    blocks are packed incrementally."""
+
+    def __init__(self, d, codec, metric=METRIC_L2, nlist=1):
+        Index.__init__(self, d, metric)
+        if codec.d != self.d:
+            raise ValueError(f"codec dimension {codec.d} != index dimension {self.d}")
+        self.codec = codec
+        self._store = ListStore(nlist, codec._code_bytes, codec.n_acc + 2, codec.scan_layout)
+        self._max_id = -1
+
+    # the row arrays (storage rows; rows outside every list are stale)
+    _codes = property(lambda self: self._store.codes)
+    _sf = property(lambda self: self._store.sf)
+    _ids = property(lambda self: self._store.ids)
+
+    @property
+    def ntotal(self):
+        return int(self._store.live)
+
+    @property
+    def ids(self):
+        v = self._store.ids[self._store.rows()]
+        v.flags.writeable = False
+        return v
+
+    def _id_lookup(self):
+        return self._store.lookup()
+
+    def _next_id(self):
+        if self._max_id is None:
+            live = self._store.ids[self._store.rows()]
+            self._max_id = int(live.max()) if live.size else -1
+        return self._max_id + 1
+
+    def _lists_for(self, n):
+        return np.zeros(n, np.int64)
+
+    def _append(self, codes, sf, ids, x, lists=None):
+        lists = self._lists_for(len(ids)) if lists is None else lists
+        self._store.append(np.asarray(lists, np.int64), codes, sf, ids)
+        if len(ids) and self._max_id is not None:
+            self._max_id = max(self._max_id, int(ids.max()))
+
+    #: bytes of temporaries per encoding step of `add` (rows are encoded in chunks and
+    #: written straight into their final storage rows)
+    add_chunk_bytes = 16 << 20
+
+    def _assign_lists(self, x, num_threads):
+        return np.zeros(x.shape[0], np.int64)
+
+    def _encode_rows(self, x, lists, num_threads):
+        """(packed fields, scan factors) of validated vectors going to `lists`."""
+        return self._encode(x, num_threads)
+
+    def _add(self, x, ids, num_threads):
+        if not self.is_trained:
+            raise RuntimeError("the index must be trained before add (call train first)")
+        nt = resolve_threads(num_threads if num_threads is not None else self.params.num_threads)
+        n = x.shape[0]
+        step = max(256, self.add_chunk_bytes // (4 * max(getattr(self, "nlist", 1), self.d)))
+        lists = (np.concatenate([self._assign_lists(x[a:a + step], nt)
+                                 for a in range(0, n, step)]) if n else np.zeros(0, np.int64))
+        st = self._store
+        dest = st.reserve(lists)
+        for a in range(0, n, step):
+            codes, sf = self._encode_rows(x[a:a + step], lists[a:a + step], nt)
+            d = dest[a:a + step]
+            st.codes[d] = codes
+            st.sf[d] = sf
+            st.ids[d] = ids[a:a + step]
+        st.commit(lists, dest, ids)
+        if n and self._max_id is not None:
+            self._max_id = max(self._max_id, int(ids.max()))
+
+    def remove_ids(self, sel):
+        """Remove by ids (array) or a selector with `is_member(id)`; returns the count removed."""
+        with self._lock:
+            if hasattr(sel, "is_member"):
+                rows = self._store.rows()
+                hit = np.array([bool(sel.is_member(int(i))) for i in self._store.ids[rows]],
+                               dtype=bool)
+                rows = rows[hit]
+            else:
+                ids = as_ids(sel)
+                pos = self._positions_of(ids, must_exist=False) if self.ntotal else ids[:0]
+                rows = pos[pos >= 0]
+            removed = self._store.remove_rows(np.asarray(rows, np.int64))
+            if removed:
+                self._max_id = None
+            return removed
+
+    def reset(self):
+        """Remove every vector (training is kept)."""
+        with self._lock:
+            self._store.reset()
+            self._max_id = -1
+
+    def _stored_arrays(self):
+        """(lists, codes, sf, ids) of the live vectors, sorted by list (what files hold)."""
+        rows, lists = self._store.list_of_rows()
+        st = self._store
+        return lists, st.codes[rows], st.sf[rows], st.ids[rows]
+
+    def _load_stored(self, lists, codes, sf, ids):
+        self._store = ListStore.from_sorted(self._store.nlist, lists, codes, sf, ids,
+                                            self.codec.scan_layout)
+        self._max_id = None
+
+    def _snapshot(self, p, blocks=False):
+        """A consistent view for one search (storage.py: module docstring)."""
+        with self._lock:
+            codes, sf, ids, row0, ln = self._store.snapshot()
+            mask, use_mask = self._filter_mask(p.filter)
+            self._store.layout = self.codec.scan_layout
+            fs = self._store.fastscan_blocks() if blocks else (None, None)
+        return codes, sf, ids, row0, ln, mask, use_mask, fs[0], fs[1]

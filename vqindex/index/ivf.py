@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import as_vectors
 from ..kernels._threads import maybe_threads, resolve_threads
-from .base import IndexCodes
+from .base import IndexListCodes
 from .params import METRIC_L2
 
 __all__ = ["IndexIVFCodes"]
@@ -22,20 +22,19 @@ def _faiss():
     return faiss
 
 
-class IndexIVFCodes(IndexCodes):
+class IndexIVFCodes(IndexListCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
     fastscan = True
     fastscan_rerank = 4
 
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
-        super().__init__(d, codec, metric)
-        self._fs = None
-        if codec.center is not None:
-            raise ValueError("an IVF codec must not be centred (the list centroids are the reference)")
         nlist = int(nlist)
         if nlist < 1:
             raise ValueError(f"nlist must be >= 1, got {nlist}")
+        super().__init__(d, codec, metric, nlist=nlist)
+        if codec.center is not None:
+            raise ValueError("an IVF codec must not be centred (the list centroids are the reference)")
         self.nlist = nlist
         faiss = _faiss()
         if quantizer is None:
@@ -44,8 +43,6 @@ class IndexIVFCodes(IndexCodes):
             raise ValueError(f"quantizer dimension {quantizer.d} != index dimension {d}")
         self.quantizer = quantizer
         self.params.nprobe = 1
-        self._list_of = np.zeros(0, np.int64)
-        self._offsets = np.zeros(nlist + 1, np.int64)
         self.centroids = None
         if quantizer.is_trained and quantizer.ntotal == nlist:
             self._set_centroids(quantizer.reconstruct_n(0, nlist))
@@ -133,104 +130,68 @@ class IndexIVFCodes(IndexCodes):
                 and q.ntotal == self.nlist
                 and (q.metric_type == faiss.METRIC_INNER_PRODUCT) == self._is_ip)
 
-    def _encode(self, x, num_threads):
-        raise NotImplementedError  # IVF adds go through _add
-
-    def _add(self, x, ids, num_threads):
+    def _assign_lists(self, x, num_threads):
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train(x) before add")
-        nt = num_threads if num_threads is not None else self.params.num_threads
-        lists = self._assign(x, 1, nt)[:, 0].astype(np.int64)
-        ref = self.centroids[lists]
-        codes = self.codec.encode(x, reference=ref, num_threads=nt)
+        return self._assign(x, 1, num_threads)[:, 0].astype(np.int64)
+
+    def _encode_rows(self, x, lists, num_threads):
+        """Residual codes against each vector's centroid, the IVF term folded into sf."""
+        codes = self.codec.encode(x, reference=self.centroids[lists], num_threads=num_threads)
         sf = self.codec.scan_factors(codes)
         uniq, which = np.unique(lists, return_inverse=True)
         self.codec.fold_reference(codes, sf, x, self.centroids[uniq], which,
-                                  "ip" if self._is_ip else "l2", nt)
-        self._append(np.ascontiguousarray(codes[:, : self.codec._code_bytes]), sf, ids, x, lists)
-
-    def _append(self, codes, sf, ids, x, lists=None):
-        allcodes = np.concatenate([self._codes, codes])
-        allsf = np.concatenate([self._sf, sf])
-        allids = np.concatenate([self._ids, ids])
-        alllists = np.concatenate([self._list_of, lists])
-        order = np.argsort(alllists, kind="stable")
-        self._codes, self._sf = allcodes[order], allsf[order]
-        self._ids, self._list_of = allids[order], alllists[order]
-        self._rebuild_offsets()
-
-    def _rebuild_offsets(self):
-        counts = np.bincount(self._list_of, minlength=self.nlist)
-        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._sorted_ids = None
-        self._fs = None
-
-    def _fastscan_lists(self):
-        """Block-packed sub-codes of every list (each list padded to 32) and block offsets."""
-        if self._fs is None:
-            lay = self.codec.scan_layout
-            nblk = (np.diff(self._offsets) + 31) // 32
-            boff = np.concatenate([[0], np.cumsum(nblk)]).astype(np.int64)
-            blocks = np.zeros((int(boff[-1]), lay.bstride), np.uint8)
-            for l in np.flatnonzero(nblk):
-                a, b = self._offsets[l], self._offsets[l + 1]
-                blocks[boff[l]:boff[l + 1]] = lay.blocks(self._codes[a:b])
-            self._fs = (blocks, boff)
-        return self._fs
-
-    def _keep(self, keep):
-        super()._keep(keep)
-        self._list_of = self._list_of[keep]
-        self._rebuild_offsets()
+                                  "ip" if self._is_ip else "l2", num_threads)
+        return codes[:, : self.codec._code_bytes], sf
 
     def _references(self, pos):
-        return self.centroids[self._list_of[pos]]
+        return self.centroids[self._lists_of_rows(pos)]
 
-    def _decode_positions(self, pos):
-        # the stored factors hold folded IVF terms; decode from the raw codes
-        return self.codec._decode_parts(self._codes[pos], self._sf[pos], self._references(pos))
+    def _lists_of_rows(self, rows):
+        st = self._store
+        nonempty = np.flatnonzero(st.len > 0)
+        order = nonempty[np.argsort(st.row0[nonempty], kind="stable")]
+        return order[np.searchsorted(st.row0[order], rows, side="right") - 1]
+
+    @property
+    def _list_of(self):
+        """The list of every live vector, in storage order of `_stored_arrays`."""
+        return self._store.list_of_rows()[1]
 
     def list_sizes(self):
-        return np.diff(self._offsets)
+        return self._store.len.copy()
 
     # ------------------------------------------------------------------ search
-    def _snapshot(self, p):
-        with self._lock:
-            return (self._codes, self._sf, self._ids, self._offsets,
-                    *self._filter_mask(p.filter))
-
     def _search_keys(self, x, k, p, for_range=False):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
-        with self._lock:
-            codes, sf, ids, offsets, mask, use_mask = self._snapshot(p)
-            fs = (self._fastscan_lists() if self.fastscan and codes.shape[0] >= 256 else None)
+        fast = self.fastscan and self.ntotal >= 256
+        codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(p, fast)
         probes, probe_add = self._probe(x, nprobe, nt)
         qt = self.codec._prepare_trusted(x, nt)
         nq = len(qt)
-        if fs is None:
-            keys, rows = self._exact_search(qt, k, nt, *self._segments(probes, offsets),
+        if not fast:
+            keys, rows = self._exact_search(qt, k, nt, *self._segments(probes, row0, ln),
                                             probe_add, codes, sf, mask, use_mask)
         else:
-            blocks, boff = fs
-            keys, rows = self._driver_search(qt, k, p, nt, probes, probe_add, blocks, boff,
-                                             offsets, codes, sf, mask, use_mask,
+            keys, rows = self._driver_search(qt, k, p, nt, probes, probe_add, blocks, row0,
+                                             blk0, ln, codes, sf, mask, use_mask,
                                              qchunk=max(1, -(-nq // nt)))
         return keys, self._rows_to_ids(rows, ids)
 
     @staticmethod
-    def _segments(probes, offsets):
+    def _segments(probes, row0, ln):
         ok = probes >= 0
         l = np.maximum(probes, 0)
-        return (np.where(ok, offsets[l], 0).astype(np.int64),
-                np.where(ok, offsets[l + 1], 0).astype(np.int64))
+        start = np.where(ok, row0[l], 0).astype(np.int64)
+        return start, np.where(ok, start + ln[l], 0).astype(np.int64)
 
     def _range_keys(self, x, radius, p):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
-        codes, sf, ids, offsets, mask, use_mask = self._snapshot(p)
+        codes, sf, ids, row0, ln, mask, use_mask, _, _ = self._snapshot(p)
         probes, probe_add = self._probe(x, nprobe, nt)
         qt = self.codec._prepare_trusted(x, nt)
-        lims, keys, rows = self._exact_range(qt, radius, nt, *self._segments(probes, offsets),
+        lims, keys, rows = self._exact_range(qt, radius, nt, *self._segments(probes, row0, ln),
                                              probe_add, codes, sf, mask, use_mask)
         return lims, keys, ids[rows]

@@ -92,7 +92,7 @@ class IndexRefine(Index):
         kf = p.k_factor if p.k_factor is not None else 1.0
         kk = max(k, int(np.ceil(k * kf)))
         nt = resolve_threads(p.num_threads)
-        _, cand = self.base._search_keys(x, kk, p)
+        _, cand = self.base._search_keys(x, kk, p.merged(self.base.params))
         with self._lock:
             vectors = np.asarray(self._vectors)
             valid = cand >= 0

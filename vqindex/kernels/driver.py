@@ -285,7 +285,7 @@ def exact_ip_rows(codes, secs, tables, vsp, which, sf, n_acc, out):
 # --------------------------------------------------------------------------- fast-scan driver
 
 @njit(cache=True, nogil=True)
-def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
+def _task_pairs(probes, list_len, q0, q1, split, nsplit, piece, maxpieces):
     """(key, query, probe) of the (list piece, query) pairs of queries q0..q1 given to `split`,
     sorted by key = list * maxpieces + piece (so each piece is scanned once for all its
     queries)."""
@@ -296,7 +296,7 @@ def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
             l = probes[q, p]
             if l < 0:
                 continue
-            nb = list_boff[l + 1] - list_boff[l]
+            nb = (list_len[l] + 31) // 32
             for c in range((nb + piece - 1) // piece):
                 if w % nsplit == split:
                     npairs += 1
@@ -311,7 +311,7 @@ def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
             l = probes[q, p]
             if l < 0:
                 continue
-            nb = list_boff[l + 1] - list_boff[l]
+            nb = (list_len[l] + 31) // 32
             for c in range((nb + piece - 1) // piece):
                 if w % nsplit == split:
                     keys[t] = l * maxpieces + c
@@ -324,7 +324,7 @@ def _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces):
 
 
 @_dual
-def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos,
+def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_row0, list_blk0, list_len,
                     lut_u8, lut_bias, lut_scale, probes, probe_add,
                     sf, n_acc, a_ell, a_ip, mask, use_mask,
                     codes, secs, tables, vsp,
@@ -332,9 +332,8 @@ def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos
                     out_keys, out_pos):
     """Fast-scan shortlist of rr rows per query over the probed lists, exact rescoring, top-k.
 
-    blocks: uint8 1-D, the block-packed sub-codes; list l owns blocks list_boff[l] ..
-    list_boff[l+1] and storage rows list_pos[l] .. list_pos[l+1] (row r of the list is
-    vector r of its blocks). lut_u8: uint8 1-D (nq * m_total * 16); lut_bias / lut_scale:
+    blocks: uint8 1-D, the block-packed sub-codes; list l has list_len[l] vectors, storage
+    rows list_row0[l] + r and vector r of its blocks from block list_blk0[l]. lut_u8: uint8 1-D (nq * m_total * 16); lut_bias / lut_scale:
     float32 (n_acc, nq). probes int64 (nq, P) list ids (-1: none), probe_add float32 (nq, P).
     Tasks: queries in chunks of qchunk, times nsplit splits of each query's (list, piece)
     work (for fewer queries than threads); each task scans a piece (<= `piece` blocks) once
@@ -353,8 +352,8 @@ def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos
     ha = np.empty((nsplit, nq, rr), np.float32)
     hs = np.zeros((nsplit, nq), np.int64)
     maxpieces = 1
-    for l in range(list_boff.shape[0] - 1):
-        np_l = (list_boff[l + 1] - list_boff[l] + piece - 1) // piece
+    for l in range(list_len.shape[0]):
+        np_l = ((list_len[l] + 31) // 32 + piece - 1) // piece
         if np_l > maxpieces:
             maxpieces = np_l
     for task in prange(ntasks):
@@ -362,7 +361,7 @@ def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos
         split = task % nsplit
         q0 = ch * qchunk
         q1 = min(nq, q0 + qchunk)
-        pkeys, pqs, pps = _task_pairs(probes, list_boff, q0, q1, split, nsplit, piece, maxpieces)
+        pkeys, pqs, pps = _task_pairs(probes, list_len, q0, q1, split, nsplit, piece, maxpieces)
         acc = np.empty((MAX_ACC, group, piece * 32), np.uint16)
         qidx = np.empty(group, np.int64)
         pidx = np.empty(group, np.int64)
@@ -374,10 +373,10 @@ def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_boff, list_pos
                 b += 1
             l = pkeys[a] // maxpieces
             c = pkeys[a] % maxpieces
-            blk0 = list_boff[l] + c * piece
-            nblk = min(piece, list_boff[l + 1] - blk0)
-            row0 = list_pos[l] + c * piece * 32
-            nv = min(piece * 32, list_pos[l + 1] - row0)
+            blk0 = list_blk0[l] + c * piece
+            nblk = min(piece, (list_len[l] + 31) // 32 - c * piece)
+            row0 = list_row0[l] + c * piece * 32
+            nv = min(piece * 32, list_len[l] - c * piece * 32)
             g = b - a
             for t in range(g):
                 qidx[t] = pqs[a + t]
