@@ -866,14 +866,11 @@ static void fsq_groups(const uint8_t *blocks, int64_t bstride, int64_t b0, int64
     }
 }
 
-static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
-                     const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq,
-                     uint16_t *out, int64_t ldo) {
-    const int64_t sstride = 64 * ((m + 1) >> 1);
-    if (nq < FSQ_SPLIT_MIN_NQ || sstride > FSQ_SPLIT_BYTES) {
-        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0);
-        return;
-    }
+/* the pre-split path: its stack buffer lives only in this frame */
+__attribute__((noinline)) static void fsq_avx2_split(
+    const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
+    const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq, uint16_t *out,
+    int64_t ldo, int64_t sstride) {
     uint8_t split[FSQ_SPLIT_BYTES] __attribute__((aligned(32)));
     const int64_t cb = sstride < FSQ_SPLIT_CHUNK ? FSQ_SPLIT_CHUNK / sstride : 1;
     for (int64_t b0 = 0; b0 < nb; b0 += cb) {
@@ -883,6 +880,16 @@ static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t
         fsq_groups(blocks, bstride, b0, b1, n, m, lut, lstride, qidx, nq, out, ldo, split,
                    sstride);
     }
+}
+
+static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
+                     const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq,
+                     uint16_t *out, int64_t ldo) {
+    const int64_t sstride = 64 * ((m + 1) >> 1);
+    if (nq < FSQ_SPLIT_MIN_NQ || sstride > FSQ_SPLIT_BYTES)
+        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0);
+    else
+        fsq_avx2_split(blocks, bstride, nb, n, m, lut, lstride, qidx, nq, out, ldo, sstride);
 }
 #endif /* FS_X86 */
 
