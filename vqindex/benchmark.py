@@ -764,7 +764,8 @@ def plot_recall_qps(report, path):
     fig, axes = plt.subplots(1, 2, figsize=(16, 7), sharex=True)
     cmap = plt.get_cmap("tab20")
     configs = list(dict.fromkeys((r["method"], r["index"]) for r in rows))
-    markers = {"vqindex": "o", "faiss": "s", "hnswlib": "^", "rabitqlib": "D", "turbovec": "v"}
+    markers = {"vqindex": "o", "faiss": "s", "hnswlib": "^", "rabitqlib": "D", "turbovec": "v",
+               "scann": "P", "usearch": "*"}
     for ax, qkey, title in ((axes[0], "qps_batch", "batch"), (axes[1], "qps_single", "one query per call")):
         for i, (m, idx) in enumerate(configs):
             pts = sorted([(r["recall"], r[qkey]) for r in rows

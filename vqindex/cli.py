@@ -112,7 +112,7 @@ def _cmd_sweep(a):
         except ValueError as e:
             raise CLIError(str(e)) from None
     methods = _csv(a.methods)
-    known = ("vqindex", "faiss", "hnswlib", "rabitqlib", "turbovec")
+    known = ("vqindex", "faiss", "hnswlib", "rabitqlib", "turbovec", "scann", "usearch")
     bad = [m for m in methods if m.lower() not in known]
     if bad or not methods:
         raise CLIError(f"unknown method(s) {', '.join(bad) or '(none)'}; known: {', '.join(known)}")

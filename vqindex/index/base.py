@@ -334,16 +334,21 @@ class IndexCodes(Index):
         fptr = addr() if addr is not None else 0
         par = nt > 1 and (nsplit > 1 or nq > qchunk)
         with maybe_threads(nt, par):
-            _drv.fastscan_search(np.int64(fptr), np.int64(0), blocks.reshape(-1),
-                                 np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,
-                                 list_len,
-                                 lut_u8.reshape(-1), bias, scale, probes, probe_add,
-                                 sf, codec.n_acc, a_ell, a_ip, mask, use_mask,
-                                 codes, secs, tables, qt.spaces,
-                                 np.int64(rr), np.int64(nsplit), np.int64(qchunk),
-                                 np.int64(self.fastscan_piece), np.int64(self.fastscan_group),
-                                 keys, pos, parallel=par)
+            _drv.fastscan_search(
+                (np.int64(fptr), np.int64(0)),
+                (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,
+                 list_len),
+                (lut_u8.reshape(-1), bias, scale),
+                (codes, secs, tables, qt.spaces, sf, np.int64(codec.n_acc)),
+                (a_ell, a_ip), (mask, use_mask), probes, probe_add,
+                (np.int64(rr), np.int64(nsplit), np.int64(qchunk), np.int64(self.fastscan_piece),
+                 np.int64(self.fastscan_group)),
+                keys, pos, parallel=par)
         return keys, pos
+
+    def _exact_args(self, qt, codes, sf):
+        secs, tables = self.codec.exact_tables
+        return (codes, secs, tables, qt.spaces, sf, np.int64(self.codec.n_acc))
 
     def _exact_search(self, qt, k, nt, seg_start, seg_end, seg_add, codes, sf, mask, use_mask,
                       positions=None):
@@ -356,8 +361,8 @@ class IndexCodes(Index):
         pos = np.empty((nq, k), np.int64)
         positions = np.zeros(0, np.int64) if positions is None else positions
         with maybe_threads(nt, nt > 1 and nq > 1):
-            _drv.exact_search(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
-                              seg_start, seg_end, seg_add, positions, mask, use_mask, keys, pos,
+            _drv.exact_search(self._exact_args(qt, codes, sf), (a_ell, a_ip), seg_start,
+                              seg_end, seg_add, positions, (mask, use_mask), keys, pos,
                               parallel=nt > 1 and nq > 1)
         return keys, pos
 
@@ -370,17 +375,16 @@ class IndexCodes(Index):
         nq = seg_start.shape[0]
         kmax = np.full(nq, -radius if self._is_ip else radius, np.float32)
         counts = np.zeros(nq, np.int64)
+        ex, ab, flt = self._exact_args(qt, codes, sf), (a_ell, a_ip), (mask, use_mask)
         dummy_k = np.zeros(0, np.float32)
         dummy_p = np.zeros(0, np.int64)
         with maybe_threads(nt, nt > 1 and nq > 1):
-            _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
-                             seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, dummy_k,
-                             dummy_p, False, parallel=nt > 1 and nq > 1)
+            _drv.exact_range(ex, ab, seg_start, seg_end, seg_add, flt, kmax, counts,
+                             dummy_k, dummy_p, False, parallel=nt > 1 and nq > 1)
             tot = int(counts.sum())
             keys = np.empty(tot, np.float32)
             rows = np.empty(tot, np.int64)
-            _drv.exact_range(codes, secs, tables, qt.spaces, sf, self.codec.n_acc, a_ell, a_ip,
-                             seg_start, seg_end, seg_add, mask, use_mask, kmax, counts, keys,
+            _drv.exact_range(ex, ab, seg_start, seg_end, seg_add, flt, kmax, counts, keys,
                              rows, True, parallel=nt > 1 and nq > 1)
         lims = np.zeros(nq + 1, np.int64)
         lims[1:] = np.cumsum(counts)

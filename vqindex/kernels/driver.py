@@ -209,11 +209,15 @@ def _heap_sorted_with(keys, ids, size, out_keys, out_ids):
 
 
 @_dual
-def exact_search(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
-                 seg_add, positions, mask, use_mask, out_keys, out_pos):
+def exact_search(exact, metric, seg_start, seg_end, seg_add, positions, flt, out_keys,
+                 out_pos):
     """Top-k by exact estimates over segments: query q scans rows seg_start[q, p] ..
     seg_end[q, p] (of `positions` when positions is non-empty, else storage rows) with
-    constant seg_add[q, p]. out_keys (nq, k): keys (sign applied), out_pos: storage rows."""
+    constant seg_add[q, p]. exact, metric, flt: as fastscan_search. out_keys (nq, k): keys
+    (sign applied), out_pos: storage rows."""
+    codes, secs, tables, vsp, sf, n_acc = exact
+    a_ell, a_ip = metric
+    mask, use_mask = flt
     nq = seg_start.shape[0]
     k = out_keys.shape[1]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
@@ -236,12 +240,15 @@ def exact_search(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, se
 
 
 @_dual
-def exact_range(codes, secs, tables, vsp, sf, n_acc, a_ell, a_ip, seg_start, seg_end,
-                seg_add, mask, use_mask, key_max, counts, out_keys, out_pos, fill):
+def exact_range(exact, metric, seg_start, seg_end, seg_add, flt, key_max, counts, out_keys,
+                out_pos, fill):
     """Range search by exact estimates: every row with key < key_max[q].
 
     First call with fill=False to get counts (nq,); then with fill=True and out arrays of
     sum(counts) rows, written at the offsets cumsum(counts) (same order both times)."""
+    codes, secs, tables, vsp, sf, n_acc = exact
+    a_ell, a_ip = metric
+    mask, use_mask = flt
     nq = seg_start.shape[0]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
     starts = np.zeros(nq, np.int64)
@@ -324,22 +331,34 @@ def _task_pairs(probes, list_len, q0, q1, split, nsplit, piece, maxpieces):
 
 
 @_dual
-def fastscan_search(fptr, backend, blocks, bstride, acc_nib, list_row0, list_blk0, list_len,
-                    lut_u8, lut_bias, lut_scale, probes, probe_add,
-                    sf, n_acc, a_ell, a_ip, mask, use_mask,
-                    codes, secs, tables, vsp,
-                    rr, nsplit, qchunk, piece, group,
+def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, tune,
                     out_keys, out_pos):
     """Fast-scan shortlist of rr rows per query over the probed lists, exact rescoring, top-k.
 
-    blocks: uint8 1-D, the block-packed sub-codes; list l has list_len[l] vectors, storage
-    rows list_row0[l] + r and vector r of its blocks from block list_blk0[l]. lut_u8: uint8 1-D (nq * m_total * 16); lut_bias / lut_scale:
-    float32 (n_acc, nq). probes int64 (nq, P) list ids (-1: none), probe_add float32 (nq, P).
-    Tasks: queries in chunks of qchunk, times nsplit splits of each query's (list, piece)
-    work (for fewer queries than threads); each task scans a piece (<= `piece` blocks) once
-    for up to `group` of its queries. out_keys / out_pos: (nq, k), keys with the sign applied
-    (smaller is better), storage rows (-1 padding).
+    Grouped arguments (tuples):
+    native = (fptr, backend): the fs_scan_q address (0: numba twin) and its backend id.
+    store = (blocks, bstride, acc_nib, list_row0, list_blk0, list_len): blocks uint8 1-D, the
+        block-packed sub-codes (bstride bytes per block; accumulator a owns nibbles acc_nib[a]
+        .. acc_nib[a+1]); list l has list_len[l] vectors: storage rows list_row0[l] + r and
+        vector r of its blocks from block list_blk0[l].
+    fast = (lut_u8, lut_bias, lut_scale): uint8 1-D (nq * m_total * 16) and float32 (n_acc, nq).
+    exact = (codes, secs, tables, vsp, sf, n_acc): the exact estimator (module docstring).
+    metric = (a_ell, a_ip); flt = (mask, use_mask) over storage rows.
+    probes int64 (nq, P) list ids (-1: none), probe_add float32 (nq, P).
+    tune = (rr, nsplit, qchunk, piece, group): shortlist depth; tasks are queries in chunks
+        of qchunk times nsplit splits of each query's (list, piece) work (for fewer queries
+        than threads); each task scans a piece (<= `piece` blocks) once for up to `group` of
+        its queries.
+    out_keys / out_pos: (nq, k), keys with the sign applied (smaller is better), storage rows
+    (-1 padding).
     """
+    fptr, backend = native
+    blocks, bstride, acc_nib, list_row0, list_blk0, list_len = store
+    lut_u8, lut_bias, lut_scale = fast
+    codes, secs, tables, vsp, sf, n_acc = exact
+    a_ell, a_ip = metric
+    mask, use_mask = flt
+    rr, nsplit, qchunk, piece, group = tune
     nq = probes.shape[0]
     k = out_keys.shape[1]
     m_total = acc_nib[n_acc]
