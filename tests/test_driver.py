@@ -222,3 +222,23 @@ def test_incremental_storage_matches_one_batch(data, kind):
     assert inc._store.used <= 2 * inc.ntotal + 4096
     D3, I3 = inc.search(xq, K, params=P)
     assert not np.isin(I3, np.arange(0, 3000, 2)).any()
+
+
+@pytest.mark.parametrize("codec", CODECS + ["TQprod4G", "RR,EDEN4"])
+def test_fused_query_tables_equal_the_general_path(codec):
+    """prepare_queries_fast (one compiled call) makes the same tables as the step-by-step path
+    (Rotation.apply, query_spaces, build_nibble_luts, quantize_luts); codecs it does not cover
+    (dense rotation, Gaussian QJL) take the general path."""
+    c = vqindex.codec_factory(48, codec)
+    x = gauss(33, 48, 4)
+    for rows in (slice(0, 1), slice(0, 5), slice(0, 33)):
+        fast = c._prepare_trusted(x[rows], 1)
+        c._fpa = (c._layout_version, None)  # force the general path
+        ref = c._prepare_trusted(x[rows], 1)
+        del c._fpa
+        np.testing.assert_array_equal(fast.spaces, ref.spaces)
+        np.testing.assert_allclose(fast.qnorm2, ref.qnorm2, rtol=1e-6)
+        for a, b in zip(fast.fast_luts(), ref.fast_luts()):
+            np.testing.assert_array_equal(a, b)
+    covered = c._fast_prepare_args() is not None
+    assert covered == (codec not in ("TQprod4G", "RR,EDEN4"))

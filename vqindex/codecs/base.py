@@ -17,6 +17,8 @@ from .rotation import Rotation
 
 __all__ = ["Codec", "Section", "QueryTables"]
 
+_nullctx = __import__("contextlib").nullcontext()
+
 METRICS = ("ip", "l2")
 
 
@@ -438,9 +440,46 @@ class Codec:
         qdotc = (xq @ c).astype(np.float32) if c is not None else np.zeros(len(xq), np.float32)
         return QueryTables(self, xq, v, qnorm2, qdotc, num_threads)
 
+    def _fast_prepare_args(self):
+        """(rot, proj) for kernels.driver.prepare_queries_fast, or None when this codec's
+        query tables need the general path (dense rotation, centre, Gaussian projection)."""
+        args = getattr(self, "_fpa", None)
+        if args is None or args[0] != self._layout_version:
+            val = None
+            if self.center is None and self.rotation.kind == "fast" and self.n_spaces <= 2:
+                rot = (self.rotation._signs, self.rotation._perms, np.int64(self.rotation._p))
+                proj = getattr(self, "_proj", None)
+                if self.n_spaces == 1:
+                    val = (rot, (False, rot[0], rot[1], rot[2]))
+                elif proj is not None and proj.kind == "fast":
+                    val = (rot, (True, proj._signs, proj._perms, np.int64(proj._p)))
+            args = (self._layout_version, val)
+            self._fpa = args
+        return args[1]
+
     def _prepare_trusted(self, xq, num_threads=1):
         """prepare_queries for validated float32 (nq, d) queries (no reference): the internal
-        path of the indexes, which validate once at their public boundary."""
+        path of the indexes, which validate once at their public boundary. For the fast
+        rotation (the default) one compiled call makes every table."""
+        fpa = self._fast_prepare_args()
+        if fpa is not None:
+            from ..kernels import driver as _drv
+            nq = xq.shape[0]
+            lay = self.scan_layout
+            vsp = np.empty((self.n_spaces, nq, self.D), np.float32)
+            qnorm2 = np.empty(nq, np.float32)
+            u8 = np.empty((nq, lay.m, 16), np.uint8)
+            scale = np.empty((self.n_acc, nq), np.float32)
+            bias = np.empty((self.n_acc, nq), np.float32)
+            par = num_threads != 1 and nq > 1
+            with threads(num_threads) if par else _nullctx:
+                _drv.prepare_queries_fast(xq, fpa[0], fpa[1],
+                                          (lay.space, lay.cidx, lay.E, lay.acc_nib), vsp,
+                                          qnorm2, u8, scale, bias, parallel=par)
+            qt = QueryTables(self, xq, vsp[0], qnorm2, np.zeros(nq, np.float32), num_threads)
+            qt._spaces = vsp
+            qt._fast = (u8, scale, bias)
+            return qt
         r = xq if self.center is None else xq - self.center
         if self.D != self.d:
             r = np.concatenate([r, np.zeros((r.shape[0], self.D - self.d), np.float32)], axis=1)

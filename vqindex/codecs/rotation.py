@@ -84,7 +84,9 @@ class Rotation:
         if self.kind == "haar":
             return np.ascontiguousarray(x @ self.matrix().T)
         out = np.empty_like(x)
-        if x.shape[0]:
+        if 0 < x.shape[0] < _k.LANES:  # a few rows (queries): no 16-row tile, same result
+            _k.fast_rotate_rows(x, self._signs, self._perms, self._p, out)
+        elif x.shape[0]:
             nat = self.native_args()
             if nat is not None:
                 _native.fast_rotate(x, *nat, out, num_threads=num_threads)

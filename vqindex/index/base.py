@@ -300,6 +300,10 @@ class IndexCodes(Index):
     fastscan_rerank = 8
     fastscan_rerank_surrogate = 24
     fastscan_min = 64
+    #: exact layouts rescore the shortlist best-first and stop once the rest cannot beat the
+    #: k-th exact estimate by more than this many standard deviations of the uint8 LUT
+    #: rounding error (6: a miss has probability ~1e-9 per candidate); 0 rescores them all
+    fastscan_sigmas = 6.0
     #: blocks of 32 codes scanned per kernel call (a piece: 1024 codes, L2-sized)
     fastscan_piece = 32
     #: queries that share one scan of a piece (kernel query batch)
@@ -342,7 +346,8 @@ class IndexCodes(Index):
                 (codes, secs, tables, qt.spaces, sf, np.int64(codec.n_acc)),
                 (a_ell, a_ip), (mask, use_mask), probes, probe_add,
                 (np.int64(rr), np.int64(nsplit), np.int64(qchunk), np.int64(self.fastscan_piece),
-                 np.int64(self.fastscan_group)),
+                 np.int64(self.fastscan_group),
+                 np.float32(self.fastscan_sigmas if lay.exact else 0.0)),
                 keys, pos, parallel=par)
         return keys, pos
 

@@ -36,6 +36,7 @@ from numba.extending import intrinsic
 
 from .bits import read_field
 from .fastscan import scan_q_numba
+from .rotation import rotate_row
 from .topk import heap_push
 
 MAX_ACC = 2
@@ -100,7 +101,11 @@ def call_scan_q(fptr, backend, blocks, b_off, bstride, nblocks, n, m, lut, l_off
 
 @njit(cache=True, nogil=True, inline="always")
 def exact_accs(row, secs, tables, vsp, q, accs):
-    """accs[a] = sum over sections of accumulator a of <codeword(field_i), v_space[q] block i>."""
+    """accs[a] = sum over sections of accumulator a of <codeword(field_i), v_space[q] block i>.
+
+    Several independent partial sums per section (a float add has a latency of several
+    cycles, and one chain would wait on every add); their order is fixed, so the result
+    does not depend on threads or batch sizes."""
     for a in range(accs.shape[0]):
         accs[a] = 0.0
     for s in range(secs.shape[0]):
@@ -112,41 +117,107 @@ def exact_accs(row, secs, tables, vsp, q, accs):
         v = vsp[secs[s, 4], q]
         a0 = np.float32(0.0)
         a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
+        a4 = np.float32(0.0)
+        a5 = np.float32(0.0)
+        a6 = np.float32(0.0)
+        a7 = np.float32(0.0)
         if c == 1 and width == 4:
             nb = count >> 1
-            for j in range(nb):
-                b = row[off + j]
-                a0 += tables[toff + (b & 15)] * v[2 * j]
-                a1 += tables[toff + (b >> 4)] * v[2 * j + 1]
+            j = 0
+            while j + 4 <= nb:
+                b0 = row[off + j]
+                b1 = row[off + j + 1]
+                b2 = row[off + j + 2]
+                b3 = row[off + j + 3]
+                a0 += tables[toff + (b0 & 15)] * v[2 * j]
+                a1 += tables[toff + (b0 >> 4)] * v[2 * j + 1]
+                a2 += tables[toff + (b1 & 15)] * v[2 * j + 2]
+                a3 += tables[toff + (b1 >> 4)] * v[2 * j + 3]
+                a4 += tables[toff + (b2 & 15)] * v[2 * j + 4]
+                a5 += tables[toff + (b2 >> 4)] * v[2 * j + 5]
+                a6 += tables[toff + (b3 & 15)] * v[2 * j + 6]
+                a7 += tables[toff + (b3 >> 4)] * v[2 * j + 7]
+                j += 4
+            while j < nb:
+                b0 = row[off + j]
+                a0 += tables[toff + (b0 & 15)] * v[2 * j]
+                a1 += tables[toff + (b0 >> 4)] * v[2 * j + 1]
+                j += 1
             if count & 1:
-                a0 += tables[toff + (row[off + nb] & 15)] * v[count - 1]
+                a2 += tables[toff + (row[off + nb] & 15)] * v[count - 1]
         elif c == 1 and width == 1:
+            # <t[bit], v> = t0 * sum(v) + (t1 - t0) * sum of v over set bits
             t0 = tables[toff]
-            t1 = tables[toff + 1]
+            dt = tables[toff + 1] - t0
             nb = count >> 3
             for j in range(nb):
                 b = row[off + j]
-                for r in range(8):
-                    if (b >> r) & 1:
-                        a0 += t1 * v[8 * j + r]
-                    else:
-                        a1 += t0 * v[8 * j + r]
+                o = 8 * j
+                a0 += v[o] if b & 1 else np.float32(0.0)
+                a1 += v[o + 1] if b & 2 else np.float32(0.0)
+                a2 += v[o + 2] if b & 4 else np.float32(0.0)
+                a3 += v[o + 3] if b & 8 else np.float32(0.0)
+                a4 += v[o + 4] if b & 16 else np.float32(0.0)
+                a5 += v[o + 5] if b & 32 else np.float32(0.0)
+                a6 += v[o + 6] if b & 64 else np.float32(0.0)
+                a7 += v[o + 7] if b & 128 else np.float32(0.0)
             for i in range(8 * nb, count):
                 if (row[off + (i >> 3)] >> (i & 7)) & 1:
-                    a0 += t1 * v[i]
-                else:
-                    a1 += t0 * v[i]
+                    a0 += v[i]
+            vs = np.float32(0.0)
+            u0 = np.float32(0.0)
+            u1 = np.float32(0.0)
+            u2 = np.float32(0.0)
+            i = 0
+            while i + 4 <= count:
+                vs += v[i]
+                u0 += v[i + 1]
+                u1 += v[i + 2]
+                u2 += v[i + 3]
+                i += 4
+            while i < count:
+                vs += v[i]
+                i += 1
+            ones = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            accs[secs[s, 3]] += t0 * ((vs + u0) + (u1 + u2)) + dt * ones
+            continue
+        elif width == 8 and c == 2:
+            i = 0
+            while i + 2 <= count:
+                f0 = toff + np.int64(row[off + i]) * 2
+                f1 = toff + np.int64(row[off + i + 1]) * 2
+                a0 += tables[f0] * v[2 * i]
+                a1 += tables[f0 + 1] * v[2 * i + 1]
+                a2 += tables[f1] * v[2 * i + 2]
+                a3 += tables[f1 + 1] * v[2 * i + 3]
+                i += 2
+            while i < count:
+                f0 = toff + np.int64(row[off + i]) * 2
+                a0 += tables[f0] * v[2 * i]
+                a1 += tables[f0 + 1] * v[2 * i + 1]
+                i += 1
         elif width == 8:
             for i in range(count):
                 base = toff + np.int64(row[off + i]) * c
                 for t in range(c):
                     a0 += tables[base + t] * v[i * c + t]
         else:
-            for i in range(count):
-                base = toff + np.int64(read_field(row, off, i * width, width)) * c
+            i = 0
+            while i + 2 <= count:
+                b0 = toff + np.int64(read_field(row, off, i * width, width)) * c
+                b1 = toff + np.int64(read_field(row, off, (i + 1) * width, width)) * c
                 for t in range(c):
-                    a0 += tables[base + t] * v[i * c + t]
-        accs[secs[s, 3]] += a0 + a1
+                    a0 += tables[b0 + t] * v[i * c + t]
+                    a1 += tables[b1 + t] * v[(i + 1) * c + t]
+                i += 2
+            while i < count:
+                b0 = toff + np.int64(read_field(row, off, i * width, width)) * c
+                for t in range(c):
+                    a2 += tables[b0 + t] * v[i * c + t]
+                i += 1
+        accs[secs[s, 3]] += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -345,10 +416,10 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
     exact = (codes, secs, tables, vsp, sf, n_acc): the exact estimator (module docstring).
     metric = (a_ell, a_ip); flt = (mask, use_mask) over storage rows.
     probes int64 (nq, P) list ids (-1: none), probe_add float32 (nq, P).
-    tune = (rr, nsplit, qchunk, piece, group): shortlist depth; tasks are queries in chunks
+    tune = (rr, nsplit, qchunk, piece, group, margin): shortlist depth; tasks are queries in chunks
         of qchunk times nsplit splits of each query's (list, piece) work (for fewer queries
         than threads); each task scans a piece (<= `piece` blocks) once for up to `group` of
-        its queries.
+        its queries; margin: early stop of the rescoring (float32, 0: rescore all; see below).
     out_keys / out_pos: (nq, k), keys with the sign applied (smaller is better), storage rows
     (-1 padding).
     """
@@ -358,7 +429,7 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
     codes, secs, tables, vsp, sf, n_acc = exact
     a_ell, a_ip = metric
     mask, use_mask = flt
-    rr, nsplit, qchunk, piece, group = tune
+    rr, nsplit, qchunk, piece, group, margin = tune
     nq = probes.shape[0]
     k = out_keys.shape[1]
     m_total = acc_nib[n_acc]
@@ -428,18 +499,49 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                             size = heap_push3(keys, ids, adds, size, key, i, add)
                     hs[split, q] = size
             a = b
-    # exact rescoring of every split's shortlist, top-k
+    # exact rescoring of every split's shortlist, best approximate key first, top-k.
+    # With `margin` > 0 (exact layouts: the approximation error is the uint8 rounding of
+    # the LUT entries) the rescoring stops once the next approximate key exceeds the k-th
+    # exact key by more than the rounding error can explain: m_a rounding errors of up to
+    # scale_a / 2, independent and uniform, have a standard deviation scale_a sqrt(m_a / 12);
+    # `margin` of those (times each vector's |scale|) bounds every remaining candidate.
     for q in prange(nq):
         keys = np.empty(k, np.float32)
         ids = np.empty(k, np.int64)
         accs = np.zeros(MAX_ACC, np.float32)
         size = 0
+        tot = 0
+        for split in range(nsplit):
+            tot += hs[split, q]
+        ck = np.empty(tot, np.float32)
+        ci = np.empty(tot, np.int64)
+        ca = np.empty(tot, np.float32)
+        t = 0
+        worst = np.float32(0.0)
         for split in range(nsplit):
             for u in range(hs[split, q]):
                 i = hp[split, q, u]
-                exact_accs(codes[i], secs, tables, vsp, q, accs)
-                key = sign * estimate(ha[split, q, u], sf[i], n_acc, a_ell, a_ip, accs)
-                size = heap_push(keys, ids, size, key, i)
+                ck[t] = hk[split, q, u]
+                ci[t] = i
+                ca[t] = ha[split, q, u]
+                if margin > 0:
+                    e = np.float32(0.0)
+                    for ac in range(n_acc):
+                        m = acc_nib[ac + 1] - acc_nib[ac]
+                        e += abs(sf[i, ac]) * lut_scale[ac, q] * np.float32(np.sqrt(m / 12.0))
+                    e *= abs(a_ip) * margin
+                    if e > worst:
+                        worst = e
+                t += 1
+        order = np.argsort(ck, kind="mergesort")
+        for u in range(tot):
+            o = order[u]
+            if margin > 0 and size == k and ck[o] - worst > keys[0]:
+                break
+            i = ci[o]
+            exact_accs(codes[i], secs, tables, vsp, q, accs)
+            key = sign * estimate(ca[o], sf[i], n_acc, a_ell, a_ip, accs)
+            size = heap_push(keys, ids, size, key, i)
         _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
 
 
@@ -600,3 +702,78 @@ def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
                 c += 1
         if not fill:
             counts[q] = c
+
+
+@_dual
+def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias):
+    """All query tables of a batch in one call (fast rotation codecs, no centre).
+
+    x: validated float32 (nq, d); rot = (signs, perms, p) of the codec's rotation of D >= d
+    dims (zero padding); proj = (has, signs, perms, p): a second rotation giving query space 1
+    (TurboQuant_prod's QJL projection); lay = (space, cidx, E, acc_nib) of the scan layout.
+    Writes vsp (n_spaces, nq, D), qnorm2 (nq,) = ||x||^2, and the quantized LUTs as
+    `quantize_luts` does. Same arithmetic as Rotation.apply / build_nibble_luts /
+    quantize_luts (tested equal)."""
+    signs, perms, p = rot
+    has_proj, psigns, pperms, pp = proj
+    space, cidx, E, acc_nib = lay
+    nq, d = x.shape
+    dim = vsp.shape[2]
+    m, g, _ = E.shape
+    n_acc = acc_nib.shape[0] - 1
+    for q in prange(nq):
+        xr = np.zeros(dim, np.float32)
+        buf = np.empty(dim, np.float32)
+        tmp = np.empty(dim, np.float32)
+        s = 0.0
+        for i in range(d):
+            xr[i] = x[q, i]
+            s += np.float64(x[q, i]) * np.float64(x[q, i])
+        qnorm2[q] = np.float32(s)
+        rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
+        if has_proj:
+            rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
+        lut = np.zeros((m, 16), np.float32)
+        for j in range(m):
+            v = vsp[space[j], q]
+            for r in range(g):
+                ci = cidx[j, r]
+                if ci >= 0:
+                    vv = v[ci]
+                    for t in range(16):
+                        lut[j, t] += vv * E[j, r, t]
+        mins = np.empty(m, np.float64)
+        for a in range(n_acc):
+            j0 = acc_nib[a]
+            j1 = acc_nib[a + 1]
+            rsum = 0.0
+            rmax = 0.0
+            b = 0.0
+            for j in range(j0, j1):
+                lo = np.float64(lut[j, 0])
+                hi = lo
+                for t in range(1, 16):
+                    vt = np.float64(lut[j, t])
+                    if vt < lo:
+                        lo = vt
+                    if vt > hi:
+                        hi = vt
+                mins[j] = lo
+                b += lo
+                rsum += hi - lo
+                if hi - lo > rmax:
+                    rmax = hi - lo
+            sc = max(rsum / (65535.0 - (j1 - j0)), rmax / 255.0)
+            if not sc > 0:
+                sc = 1.0
+            inv = 1.0 / sc
+            for j in range(j0, j1):
+                for t in range(16):
+                    vt = np.rint((np.float64(lut[j, t]) - mins[j]) * inv)
+                    if vt > 255.0:
+                        vt = 255.0
+                    if vt < 0.0:
+                        vt = 0.0
+                    lut_u8[q, j, t] = np.uint8(vt)
+            scale[a, q] = np.float32(sc)
+            bias[a, q] = np.float32(b)

@@ -135,3 +135,68 @@ def fast_rotate_inverse(y, signs, perms, p, out):
             for c in range(m):
                 for i in range(dim):
                     out[r0 + c, i] = buf[i, c]
+
+
+# --------------------------------------------------------------------------- one row at a time
+
+@njit(cache=True, nogil=True, inline="always")
+def _fwht_row(a, start, p, scale):
+    """`_fwht_lanes` on one vector a[start:start+p] (same butterflies, same float order)."""
+    h = 1
+    while 4 * h <= p:
+        for i in range(start, start + p, 4 * h):
+            for j in range(i, i + h):
+                x0 = a[j]
+                x1 = a[j + h]
+                x2 = a[j + 2 * h]
+                x3 = a[j + 3 * h]
+                s0 = x0 + x1
+                d0 = x0 - x1
+                s1 = x2 + x3
+                d1 = x2 - x3
+                a[j] = s0 + s1
+                a[j + h] = d0 + d1
+                a[j + 2 * h] = s0 - s1
+                a[j + 3 * h] = d0 - d1
+        h *= 4
+    if h < p:
+        for i in range(start, start + p, 2 * h):
+            for j in range(i, i + h):
+                u = a[j]
+                w = a[j + h]
+                a[j] = u + w
+                a[j + h] = u - w
+    for j in range(start, start + p):
+        a[j] *= scale
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rotate_row(x, signs, perms, p, buf, tmp, out):
+    """out = R x for one row x (D,), bit-identical to `fast_rotate` (which works on tiles of
+    LANES rows: for a few rows, such as one query, a tile is LANES times the work)."""
+    dim = x.shape[0]
+    rounds = signs.shape[0]
+    scale = np.float32(1.0 / np.sqrt(p))
+    for i in range(dim):
+        buf[i] = x[i]
+    for t in range(rounds):
+        for i in range(dim):
+            src = perms[t, i]
+            tmp[i] = buf[src] * signs[t, src]
+        _fwht_row(tmp, 0, p, scale)
+        if p < dim:
+            _fwht_row(tmp, dim - p, p, scale)
+        for i in range(dim):
+            buf[i] = tmp[i]
+    for i in range(dim):
+        out[i] = buf[i]
+
+
+@njit(cache=True, nogil=True)
+def fast_rotate_rows(x, signs, perms, p, out):
+    """`fast_rotate` row by row, serial: for batches of fewer than LANES rows."""
+    dim = x.shape[1]
+    buf = np.empty(dim, np.float32)
+    tmp = np.empty(dim, np.float32)
+    for r in range(x.shape[0]):
+        rotate_row(x[r], signs, perms, p, buf, tmp, out[r])
