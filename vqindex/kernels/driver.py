@@ -453,6 +453,10 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
         q1 = min(nq, q0 + qchunk)
         pkeys, pqs, pps = _task_pairs(probes, list_len, q0, q1, split, nsplit, piece, maxpieces)
         acc = np.empty((MAX_ACC, group, piece * 32), np.uint16)
+        base = np.empty(piece * 32, np.float32)
+        w0 = np.empty(piece * 32, np.float32)
+        w1 = np.zeros(piece * 32, np.float32)
+        kbuf = np.empty(piece * 32, np.float32)
         qidx = np.empty(group, np.int64)
         pidx = np.empty(group, np.int64)
         a = 0
@@ -477,6 +481,15 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                     m = acc_nib[ac + 1] - acc_nib[ac]
                     call_scan_q(fptr, backend, blocks, blk0 * bstride + 16 * acc_nib[ac], bstride,
                                 nblk, nv, m, lut_u8, 16 * acc_nib[ac], lstride, qv, acc[ac, :g])
+                # per-row terms, once per piece for the whole query group (contiguous, so
+                # the key loop below vectorises)
+                for v in range(nv):
+                    i = row0 + v
+                    base[v] = sign * (a_ell * sf[i, n_acc]
+                                      + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1])
+                    w0[v] = sign * a_ip * sf[i, 0]
+                    if n_acc > 1:
+                        w1[v] = sign * a_ip * sf[i, 1]
                 for t in range(g):
                     q = qidx[t]
                     add = probe_add[q, pidx[t]]
@@ -484,19 +497,28 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                     ids = hp[split, q]
                     adds = ha[split, q]
                     size = hs[split, q]
+                    sadd = sign * add
+                    b0 = lut_bias[0, q]
+                    s0 = lut_scale[0, q]
+                    if n_acc > 1:
+                        b1 = lut_bias[1, q]
+                        s1 = lut_scale[1, q]
+                        for v in range(nv):
+                            kbuf[v] = (sadd + base[v] + w0[v] * (b0 + s0 * np.float32(acc[0, t, v]))
+                                       + w1[v] * (b1 + s1 * np.float32(acc[1, t, v])))
+                    else:
+                        for v in range(nv):
+                            kbuf[v] = sadd + base[v] + w0[v] * (b0 + s0 * np.float32(acc[0, t, v]))
+                    thr = keys[0] if size == rr else np.float32(np.inf)
                     for v in range(nv):
-                        i = row0 + v
-                        if use_mask and mask[i] == 0:
-                            continue
-                        ip = np.float32(0.0)
-                        for ac in range(n_acc):
-                            ip += sf[i, ac] * (lut_bias[ac, q]
-                                               + lut_scale[ac, q] * np.float32(acc[ac, t, v]))
-                        est = (add + a_ell * sf[i, n_acc]
-                               + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip)
-                        key = sign * est
-                        if size < rr or key < keys[0]:
+                        key = kbuf[v]
+                        if key < thr or size < rr:
+                            i = row0 + v
+                            if use_mask and mask[i] == 0:
+                                continue
                             size = heap_push3(keys, ids, adds, size, key, i, add)
+                            if size == rr:
+                                thr = keys[0]
                     hs[split, q] = size
             a = b
     # exact rescoring of every split's shortlist, best approximate key first, top-k.
