@@ -54,7 +54,20 @@ class Section:
 
 
 class QueryTables:
-    """Prepared queries: rotated query vectors and their lookup tables (built on first use)."""
+    """Prepared queries: rotated query vectors and their lookup tables (built on first use).
+
+    The one query object of the search core: the codec's identity (`codec_key`; tables are
+    refused by another codec), the rotated queries in every query space (`spaces`), the
+    metric terms (`qnorm2`, `qdotc`), the float LUTs of the reference scan (`luts`) and the
+    quantized fast-scan LUTs (`fast_luts()`, entries <= `lut_max`).
+    """
+
+    @property
+    def lut_max(self):
+        """Largest quantized LUT entry: 127 when the native scan adds two lookups in a byte
+        (kernels.driver.scan_setup), else 255."""
+        from ..kernels.driver import scan_setup
+        return scan_setup()[2]
 
     def __init__(self, codec, xq, v, qnorm2, qdotc, num_threads=1):
         self.codec = codec
@@ -89,7 +102,8 @@ class QueryTables:
             u8 = np.empty((nq, lay.m, 16), np.uint8)
             scale = np.empty((self.codec.n_acc, nq), np.float64)
             bias = np.empty((self.codec.n_acc, nq), np.float64)
-            _drv.quantize_luts(lut, lay.acc_nib, u8, scale, bias, parallel=par)
+            _drv.quantize_luts(lut, lay.acc_nib, u8, scale, bias, np.float64(self.lut_max),
+                               parallel=par)
             self._fast = (u8, scale.astype(np.float32), bias.astype(np.float32))
         return self._fast
 
@@ -462,6 +476,8 @@ class Codec:
         path of the indexes, which validate once at their public boundary. For the fast
         rotation (the default) one compiled call makes every table."""
         fpa = self._fast_prepare_args()
+        from ..kernels.driver import scan_setup
+        qt_lut_max = scan_setup()[2]
         if fpa is not None:
             from ..kernels import driver as _drv
             nq = xq.shape[0]
@@ -475,7 +491,8 @@ class Codec:
             with threads(num_threads) if par else _nullctx:
                 _drv.prepare_queries_fast(xq, fpa[0], fpa[1],
                                           (lay.space, lay.cidx, lay.E, lay.acc_nib), vsp,
-                                          qnorm2, u8, scale, bias, parallel=par)
+                                          qnorm2, u8, scale, bias, np.float64(qt_lut_max),
+                                          parallel=par)
             qt = QueryTables(self, xq, vsp[0], qnorm2, np.zeros(nq, np.float32), num_threads)
             qt._spaces = vsp
             qt._fast = (u8, scale, bias)

@@ -322,7 +322,6 @@ class IndexCodes(Index):
         """Fast-scan shortlist + exact rescoring over the probed lists: one compiled call.
 
         Returns keys (nq, k) (smaller is better) and storage rows (-1: none)."""
-        from .. import _native
         from ..kernels import driver as _drv
         codec = self.codec
         lay = codec.scan_layout
@@ -334,12 +333,11 @@ class IndexCodes(Index):
         secs, tables = codec.exact_tables
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
-        addr = getattr(_native, "scan_q_address", None)
-        fptr = addr() if addr is not None else 0
+        fptr, backend, _ = _drv.scan_setup()
         par = nt > 1 and (nsplit > 1 or nq > qchunk)
         with maybe_threads(nt, par):
             _drv.fastscan_search(
-                (np.int64(fptr), np.int64(0)),
+                (np.int64(fptr), np.int64(backend)),
                 (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,
                  list_len),
                 (lut_u8.reshape(-1), bias, scale),

@@ -89,10 +89,13 @@ def call_scan_q(fptr, backend, blocks, b_off, bstride, nblocks, n, m, lut, l_off
                 qidx, out):
     """One scan_q call: native when fptr != 0, else the numba twin (same result)."""
     if fptr != 0:
-        return _call_i64x12(fptr, np.int64(blocks.ctypes.data) + b_off, bstride, nblocks, n, m,
-                            np.int64(lut.ctypes.data) + l_off, lut_stride,
-                            np.int64(qidx.ctypes.data), np.int64(qidx.shape[0]),
-                            np.int64(out.ctypes.data), np.int64(out.shape[1]), backend)
+        rc = _call_i64x12(fptr, np.int64(blocks.ctypes.data) + b_off, bstride, nblocks, n, m,
+                          np.int64(lut.ctypes.data) + l_off, lut_stride,
+                          np.int64(qidx.ctypes.data), np.int64(qidx.shape[0]),
+                          np.int64(out.ctypes.data), np.int64(out.shape[1]), backend)
+        if rc == 0:
+            return 0
+    # no library, or it refused the backend: the twin gives the same sums
     scan_q_numba(blocks, b_off, bstride, nblocks, n, m, lut, l_off, lut_stride, qidx, out)
     return 0
 
@@ -588,10 +591,11 @@ def build_nibble_luts(vsp, space, cidx, E, out):
 
 
 @_dual
-def quantize_luts(lut, acc_nib, out, scale, bias):
+def quantize_luts(lut, acc_nib, out, scale, bias, lut_max):
     """uint8 LUTs with one affine map per (accumulator, query), as fastscan.quantize_lut:
-    float LUT sum over accumulator a's nibbles ~= bias[a, q] + scale[a, q] * uint8 sum, and
-    no uint16 accumulator can overflow."""
+    float LUT sum over accumulator a's nibbles ~= bias[a, q] + scale[a, q] * uint8 sum, every
+    entry <= lut_max (255, or 127 for the kernel's paired byte adds) and no uint16
+    accumulator can overflow."""
     nq = lut.shape[0]
     n_acc = acc_nib.shape[0] - 1
     for q in prange(nq):
@@ -617,15 +621,15 @@ def quantize_luts(lut, acc_nib, out, scale, bias):
                 rsum += hi - lo
                 if hi - lo > rmax:
                     rmax = hi - lo
-            sc = max(rsum / (65535.0 - m), rmax / 255.0)
+            sc = max(rsum / (65535.0 - m), rmax / lut_max)
             if not sc > 0:
                 sc = 1.0
             inv = 1.0 / sc
             for j in range(j0, j1):
                 for x in range(16):
                     v = np.rint((np.float64(lut[q, j, x]) - mins[j]) * inv)
-                    if v > 255.0:
-                        v = 255.0
+                    if v > lut_max:
+                        v = lut_max
                     if v < 0.0:
                         v = 0.0
                     out[q, j, x] = np.uint8(v)
@@ -727,7 +731,7 @@ def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
 
 
 @_dual
-def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias):
+def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lut_max):
     """All query tables of a batch in one call (fast rotation codecs, no centre).
 
     x: validated float32 (nq, d); rot = (signs, perms, p) of the codec's rotation of D >= d
@@ -785,17 +789,47 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias):
                 rsum += hi - lo
                 if hi - lo > rmax:
                     rmax = hi - lo
-            sc = max(rsum / (65535.0 - (j1 - j0)), rmax / 255.0)
+            sc = max(rsum / (65535.0 - (j1 - j0)), rmax / lut_max)
             if not sc > 0:
                 sc = 1.0
             inv = 1.0 / sc
             for j in range(j0, j1):
                 for t in range(16):
                     vt = np.rint((np.float64(lut[j, t]) - mins[j]) * inv)
-                    if vt > 255.0:
-                        vt = 255.0
+                    if vt > lut_max:
+                        vt = lut_max
                     if vt < 0.0:
                         vt = 0.0
                     lut_u8[q, j, t] = np.uint8(vt)
             scale[a, q] = np.float32(sc)
             bias[a, q] = np.float32(b)
+
+
+# --------------------------------------------------------------------------- native selection
+
+FLAG_LUT7 = 1 << 8  # backend flag of fs_scan_q: every LUT entry <= 127 (paired byte adds)
+_SCAN = None
+
+
+def scan_setup():
+    """(fptr, backend, lut_max) for fastscan_search: the native fs_scan_q with its 7-bit LUT
+    mode when the library has it (checked once by a call on a tiny input), else the numba
+    twin with 8-bit LUTs (the twin is exact for any LUT; 8 bits keep more precision)."""
+    global _SCAN
+    if _SCAN is None:
+        from .. import _native
+        addr = getattr(_native, "scan_q_address", None)
+        fptr = addr() if addr is not None else 0
+        setup = (0, 0, 255.0)
+        if fptr:
+            import ctypes
+            fn = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 12))(fptr)
+            blocks = np.zeros(16, np.uint8)
+            lut = np.zeros(16, np.uint8)
+            qidx = np.zeros(1, np.int64)
+            out = np.zeros(32, np.uint16)
+            rc = fn(blocks.ctypes.data, 16, 1, 1, 1, lut.ctypes.data, 16, qidx.ctypes.data, 1,
+                    out.ctypes.data, 32, FLAG_LUT7)
+            setup = (fptr, FLAG_LUT7, 127.0) if rc == 0 else (fptr, 0, 255.0)
+        _SCAN = setup
+    return _SCAN
