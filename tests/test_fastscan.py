@@ -170,7 +170,7 @@ def test_errors():
 
 
 def test_native_module_never_raises():
-    import vqindex._native as nat
+    import vqindex.kernels.native as nat
     assert nat.lib is None or hasattr(nat.lib, "fs_scan")
     if nat.lib is None:
         assert BACKENDS == ["numba"] and nat.load_error

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vqindex
-from vqindex import _native
+from vqindex.kernels import native as _native
 from vqindex.codecs import codebooks
 from vqindex.codecs.rotation import Rotation
 from vqindex.kernels import quantize as kq

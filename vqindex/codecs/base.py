@@ -7,7 +7,7 @@ decoding, lookup tables, the scan) is written once here and in `vqindex.kernels`
 """
 import numpy as np
 
-from .. import _native
+from ..kernels import native as _native
 from .._validation import as_codes, as_vectors
 from ..kernels import bits as _bits
 from ..kernels import quantize as _quant

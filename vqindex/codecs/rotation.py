@@ -12,7 +12,7 @@ Two kinds:
 """
 import numpy as np
 
-from .. import _native
+from ..kernels import native as _native
 from .._validation import as_vectors
 from ..kernels import rotation as _k
 from ..kernels._threads import threads

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .. import _native
+from ..kernels import native as _native
 from ..kernels import bits as _bits
 from ..kernels import quantize as _q
 from ..kernels._threads import threads

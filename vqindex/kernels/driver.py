@@ -817,7 +817,7 @@ def scan_setup():
     twin with 8-bit LUTs (the twin is exact for any LUT; 8 bits keep more precision)."""
     global _SCAN
     if _SCAN is None:
-        from .. import _native
+        from . import native as _native
         addr = getattr(_native, "scan_q_address", None)
         fptr = addr() if addr is not None else 0
         setup = (0, 0, 255.0)

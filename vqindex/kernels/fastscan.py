@@ -48,7 +48,7 @@ import concurrent.futures
 import numpy as np
 from numba import njit
 
-from .. import _native
+from . import native as _native
 
 __all__ = [
     "BLOCK",
