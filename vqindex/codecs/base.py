@@ -276,6 +276,12 @@ class Codec:
             reference = as_vectors(reference, self.d, "reference")
             if reference.shape[0] != n:
                 raise ValueError(f"reference has {reference.shape[0]} rows, expected {n}")
+        return self._encode_trusted(x, reference, num_threads)
+
+    def _encode_trusted(self, x, reference=None, num_threads=1):
+        """`encode` of validated float32 (n, d) vectors (and references): the indexes'
+        path, which validates once at the public boundary."""
+        n = x.shape[0]
         codes = np.empty((n, self.code_size), np.uint8)
         factors = None
         if reference is None and self.center is None and self.D == self.d:

@@ -204,7 +204,7 @@ class IndexCodes(Index):
 
     def _encode(self, x, num_threads):
         """(codes, scan factors) of already-validated vectors; subclasses add references."""
-        codes = self.codec.encode(x, num_threads=num_threads)
+        codes = self.codec._encode_trusted(x, None, num_threads)
         return np.ascontiguousarray(codes[:, : self.codec._code_bytes]), self.codec.scan_factors(codes)
 
     def add(self, x, num_threads=None):

@@ -137,7 +137,7 @@ class IndexIVFCodes(IndexListCodes):
 
     def _encode_rows(self, x, lists, num_threads):
         """Residual codes against each vector's centroid, the IVF term folded into sf."""
-        codes = self.codec.encode(x, reference=self.centroids[lists], num_threads=num_threads)
+        codes = self.codec._encode_trusted(x, self.centroids[lists], num_threads)
         sf = self.codec.scan_factors(codes)
         uniq, which = np.unique(lists, return_inverse=True)
         self.codec.fold_reference(codes, sf, x, self.centroids[uniq], which,
