@@ -125,11 +125,11 @@ def vqindex_configs(n, d, quick=False):
                 Config("vqindex", f"IVF{nl},BQ4,RFlat", _grid(nprobe=_nprobes(nl, (8,)), k_factor=[4]))]
     cfgs = [Config("vqindex", s, slow=True)
             for s in ("BQ4", "EDEN4", "RaBitQ4", "RaBitQ5", "TQmse4", "TQprod4", "EDEN2")]
-    npb = _nprobes(nl, (16, 32, 48, 64, 96))
+    npb = _nprobes(nl, (16, 32, 48, 64, 96, 128))
     cfgs += [Config("vqindex", f"IVF{nl},{c}", _grid(nprobe=npb))
-             for c in ("EDEN4", "RaBitQ4", "RaBitQ5", "BQ4")]
+             for c in ("EDEN4", "RaBitQ4", "RaBitQ5", "BQ4", "EDEN8")]
     cfgs += [Config("vqindex", f"IVF{nl},{c},RFlat", _grid(nprobe=_nprobes(nl, (16, 32, 64)), k_factor=[2, 4]))
-             for c in ("EDEN2", "RaBitQ4")]
+             for c in ("EDEN2", "EDEN4", "RaBitQ4")]
     cfgs += [Config("vqindex", f"HNSW32,{c}", _grid(efSearch=[32, 64, 128])) for c in ("BQ4", "EDEN4")]
     return cfgs
 

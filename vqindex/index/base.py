@@ -298,7 +298,7 @@ class IndexCodes(Index):
     #: (BlockQuant's block fields, 5-8-bit scalar fields) needs a deeper shortlist
     fastscan = True
     fastscan_rerank = 8
-    fastscan_rerank_surrogate = 24
+    fastscan_rerank_surrogate = 12
     fastscan_min = 64
     #: exact layouts rescore the shortlist best-first and stop once the rest cannot beat the
     #: k-th exact estimate by more than this many standard deviations of the uint8 LUT

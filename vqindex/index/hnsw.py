@@ -50,6 +50,8 @@ def _faiss():
     return faiss
 
 
+_FAISS_THREADS_LOCK = __import__("threading").Lock()
+
 _GRAPH_KEYS = ("levels", "offsets", "neighbors", "cum", "entry_point", "max_level", "deleted")
 
 
@@ -204,6 +206,9 @@ class IndexHNSWCodes(IndexCodes):
         faiss = _faiss()
         nt = resolve_threads(num_threads if num_threads is not None else self.params.num_threads)
         codes, sf = self._encode(x, nt)
+        # the graph build is faiss's (OpenMP); its thread count is process-wide, so it is
+        # changed only under one lock shared by every vqindex call that touches it
+        _FAISS_THREADS_LOCK.acquire()
         old = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(nt)
         try:
@@ -219,6 +224,7 @@ class IndexHNSWCodes(IndexCodes):
             self._builder.add(x)
         finally:
             faiss.omp_set_num_threads(old)
+            _FAISS_THREADS_LOCK.release()
         self._append(codes, sf, ids, x)
         self._deleted = np.concatenate([self._deleted, np.zeros(len(ids), np.uint8)])
         self._refresh_graph()
