@@ -20,7 +20,8 @@
  *
  * Backends (fs_scan's `backend`): 1 scalar C, 2 AVX2 (pshufb), 3 AVX-512 F+BW (pshufb),
  * 4 AVX-512 VBMI+VNNI (vpermb + vpdpbusd), 0 = best the CPU supports.
- * Exported: fs_scan, fs_scan_q (single-threaded, strided, LUT rows by index: the search
+ * Exported: fs_scan, fs_scan_q (single-threaded, strided, LUT rows by index, optional
+ * LUT7 / LUT6 fast modes for LUTs with small entries: the search
  * driver's primitive, see its section), fs_cpu_features, fs_available_backends.
  * Build knobs (-D): FS_NO_SIMD (scalar only), FS_AVX2_QB / FS_AVX512_QB / FS_VNNI_QB
  * (queries per register group), FS_CHUNK_BYTES, FS_LUT_TILE.
@@ -57,6 +58,11 @@
 #define FS_BACKEND_AVX2 2
 #define FS_BACKEND_AVX512 3
 #define FS_BACKEND_AVX512VNNI 4
+
+/* fs_scan_q: flags in bits 8.. of `backend` (backend = id | flags << 8); the caller
+ * guarantees every LUT entry is <= 127 (LUT7) / <= 63 (LUT6); other bits: -1 */
+#define FS_FLAG_LUT7 1
+#define FS_FLAG_LUT6 2
 
 #define FS_FEAT_AVX2 1
 #define FS_FEAT_AVX512 2     /* avx512f + avx512bw */
@@ -698,7 +704,13 @@ static const uint8_t fsq_c_w[32] __attribute__((aligned(32))) = {
     "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
     "vpshufb 32(%[sp],%[j],2), %[t], %[u]\n\t"                                              \
     "vpshufb (%[sp],%[j],2), %[t], %[t]\n\t" FSQ_WIDEN(A, B, C, D)
-#define FSQ_LOOP(BODY) "1:\n\t" BODY "add $32, %[j]\n\tcmp %[end], %[j]\n\tjb 1b\n\t"
+/* loop heads 32-byte aligned: otherwise the speed depends on where the linker puts the code
+ * (measured: the direct QB = 1 loop 7% slower at an unlucky offset) */
+#ifndef FSQ_ALIGN
+#define FSQ_ALIGN ".p2align 5\n\t"
+#endif
+#define FSQ_LOOP(BODY)                                                                      \
+    FSQ_ALIGN "1:\n\t" BODY "add $32, %[j]\n\tcmp %[end], %[j]\n\tjb 1b\n\t"
 #define FSQ_ACC_OPS(q) [a##q] "=&x"(A##q), [b##q] "=&x"(B##q), [c##q] "=&x"(C##q), [d##q] "=&x"(D##q)
 #define FSQ_OPS1 FSQ_ACC_OPS(0)
 #define FSQ_OPS2 FSQ_ACC_OPS(0), FSQ_ACC_OPS(1)
@@ -834,6 +846,293 @@ FSQ_DEFINE_GROUP(3)
 FSQ_DEFINE_GROUP(2)
 FSQ_DEFINE_GROUP(1)
 
+/* ---------------------------------------------- fs_scan_q fast modes: LUT7 and LUT6 */
+/* backend = id | flags << 8.  FS_FLAG_LUT7: the caller guarantees every LUT entry <= 127,
+ * so the shuffle results of G = 2 pairs of sub-quantizers are added in uint8 (vpaddb,
+ * <= 254) and widened once; FS_FLAG_LUT6 (entries <= 63): G = 4 pairs (<= 252).  The uint8
+ * sums cannot wrap and the widening is the exact one above, so the result is still
+ * sum_j LUT[j][nibble_j] mod 2^16, bit for bit.  Vector ops per G pairs and query:
+ * 2G vpshufb + 2(G-1) vpaddb + 6 (widening) against 8G exact: 12 vs 16 (LUT7), 20 vs 32
+ * (LUT6), so at most 1.33x / 1.6x when ALU-bound (4 vector ops per cycle, vpshufb on two
+ * pipes, no op both adds and widens exactly); measured on the Zen 3 dev box
+ * (bench/fastscan_q.py): m = 384, nq >= 8: LUT7 1.13-1.19x, LUT6 1.21-1.26x the exact
+ * kernel; m = 100-192: 1.16-1.21x / 1.24-1.34x; nq = 1 (both fsl7_direct): 1.15-1.18x.  LUT6 also
+ * loads 2.5 vectors per 64 lookups (2 per cycle).  The sub-quantizers past the
+ * last full group (at most G lookups per lane: m mod 2G, odd m included) are summed in
+ * uint8 the same way and widened once (fsl_tail).
+ *
+ * Kernels (all with the pre-split indices of fsq_split as memory operands, except the
+ * direct one):
+ *   - fsb: one query x two blocks, the query's G LUT rows of the group in registers (read
+ *     once for both blocks): 8 accumulators + G tables + temporaries + w.  Needs two
+ *     blocks' indices per chunk in L1: m <= 384 (FSL_B2_BYTES).
+ *   - fsl group: QB = 2 (or 1) queries x one block, tables loaded per query; larger m.
+ *   - fsl7_direct: LUT7, one query, codes split in registers (nq = 1, or no room for the
+ *     split buffer; LUT6 uses it too: entries <= 63 are <= 127).
+ * With 2 or 3 queries the exact kernel runs (as fast as these there: it shares the code
+ * split in registers by 3 queries).  Measured and dropped: QB = 3 groups (w as memory
+ * operand, load-bound), QB = 2 with three index vectors in registers, prefetching the LUT
+ * rows, two blocks per chunk for m > 384 (L1 misses). */
+#define FSL_S_(x) #x
+#define FSL_S(x) FSL_S_(x)
+#define FSL_LOOP(STEP, BODY)                                                                \
+    FSQ_ALIGN "1:\n\t" BODY "add $" FSL_S(STEP) ", %[j]\n\tcmp %[end], %[j]\n\tjb 1b\n\t"
+/* j: byte offset of the group in the block and the LUT row (2j in the split buffer) */
+#define FSL_STEP7 64
+#define FSL_STEP6 128
+
+/* sub-quantizers from byte j (an even sub-quantizer) to 16*m of one query: at most G
+ * lookups per lane, summed in uint8, widened once.  Indices from sp (pre-split) or split
+ * from blk; a last unpaired sub-quantizer gets a zero upper LUT lane. */
+FS_T_AVX2 FS_INLINE void fsl_tail(const uint8_t *blk, const uint8_t *sp, int64_t j, int64_t m,
+                                  const uint8_t *T, __m256i w, __m256i *A, __m256i *B,
+                                  __m256i *C, __m256i *D) {
+    const __m256i mask = _mm256_load_si256((const __m256i *)fsq_c_mask);
+    const int64_t e = 16 * m;
+    __m256i sl = _mm256_setzero_si256(), sh = sl;
+    for (; j < e; j += 32) {
+        __m256i t, lo, hi;
+        if (j + 16 < e) t = _mm256_loadu_si256((const __m256i *)(T + j));
+        else t = _mm256_inserti128_si256(_mm256_setzero_si256(),
+                                         _mm_loadu_si128((const __m128i *)(T + j)), 0);
+        if (sp) {
+            lo = _mm256_load_si256((const __m256i *)(sp + 2 * j));
+            hi = _mm256_load_si256((const __m256i *)(sp + 2 * j + 32));
+        } else {
+            __m256i c;
+            if (j + 16 < e) c = _mm256_loadu_si256((const __m256i *)(blk + j));
+            else c = _mm256_inserti128_si256(_mm256_setzero_si256(),
+                                             _mm_loadu_si128((const __m128i *)(blk + j)), 0);
+            lo = _mm256_and_si256(c, mask);
+            hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), mask);
+        }
+        sl = _mm256_add_epi8(sl, _mm256_shuffle_epi8(t, lo));
+        sh = _mm256_add_epi8(sh, _mm256_shuffle_epi8(t, hi));
+    }
+    *A = _mm256_add_epi16(*A, sl);
+    *B = _mm256_add_epi16(*B, _mm256_maddubs_epi16(sl, w));
+    *C = _mm256_add_epi16(*C, sh);
+    *D = _mm256_add_epi16(*D, _mm256_maddubs_epi16(sh, w));
+}
+
+/* --- fsb: one query x two blocks.  s0, s1: the blocks' split indices (s1 NULL: one
+ * block); tables T0..T(G-1) = the query's LUT bytes [j, j + 32G); per block and half
+ * (lo: vectors 0-15 at index offset 0, hi: 16-31 at 32): X = sum of the G shuffles in
+ * uint8, widened into A, B (lo) / C, D (hi). */
+#define FSB_HALF7(SP, H, X, Y)                                                              \
+    "vpshufb " H "(%[" SP "],%[j],2), %[T0], %[" X "]\n\t"                                   \
+    "vpshufb " H "+64(%[" SP "],%[j],2), %[T1], %[" Y "]\n\t"                                \
+    "vpaddb %[" Y "], %[" X "], %[" X "]\n\t"
+#define FSB_HALF6(SP, H, X, Y)                                                              \
+    FSB_HALF7(SP, H, X, Y)                                                                  \
+    "vpshufb " H "+128(%[" SP "],%[j],2), %[T2], %[" Y "]\n\t"                               \
+    "vpaddb %[" Y "], %[" X "], %[" X "]\n\t"                                               \
+    "vpshufb " H "+192(%[" SP "],%[j],2), %[T3], %[" Y "]\n\t"                               \
+    "vpaddb %[" Y "], %[" X "], %[" X "]\n\t"
+#define FSB_WIDEN(X, A, B)                                                                  \
+    "vpaddw %[" X "], %[" A "], %[" A "]\n\t"                                               \
+    "vpmaddubsw %[w], %[" X "], %[" X "]\n\t"                                               \
+    "vpaddw %[" X "], %[" B "], %[" B "]\n\t"
+#define FSB_BLK(G, SP, X, Y, q)                                                             \
+    FSB_HALF##G(SP, "0", X, Y) FSB_WIDEN(X, "a" #q, "b" #q)                                 \
+    FSB_HALF##G(SP, "32", X, Y) FSB_WIDEN(X, "c" #q, "d" #q)
+#define FSB_TAB7 "vmovdqu (%[l0],%[j]), %[T0]\n\tvmovdqu 32(%[l0],%[j]), %[T1]\n\t"
+#define FSB_TAB6                                                                            \
+    FSB_TAB7 "vmovdqu 64(%[l0],%[j]), %[T2]\n\tvmovdqu 96(%[l0],%[j]), %[T3]\n\t"
+#define FSB_ACC(q) [a##q] "+x"(A##q), [b##q] "+x"(B##q), [c##q] "+x"(C##q), [d##q] "+x"(D##q)
+/* tables and temporaries: LUT7 2 + 4, LUT6 4 + 3 (both blocks share y0); + 8 acc + w */
+#define FSB_TMP7 [T0] "=&x"(T0), [T1] "=&x"(T1), [x0] "=&x"(x0), [y0] "=&x"(y0)
+#define FSB_TMP6 FSB_TMP7, [T2] "=&x"(T2), [T3] "=&x"(T3)
+#define FSB_TMP27 FSB_TMP7, [x1] "=&x"(x1), [y1] "=&x"(y1)
+#define FSB_TMP26 FSB_TMP6, [x1] "=&x"(x1)
+#define FSB_Y7 "y1"
+#define FSB_Y6 "y0"
+
+#define FSB_DEFINE(G)                                                                       \
+    FS_T_AVX2 FS_INLINE void fsb##G##_blocks(const uint8_t *s0, const uint8_t *s1, int64_t m,\
+                                             const uint8_t *l0, uint16_t *o0, uint16_t *o1) { \
+        const __m256i w = _mm256_load_si256((const __m256i *)fsq_c_w);                      \
+        __m256i A0 = _mm256_setzero_si256(), B0 = A0, C0 = A0, D0 = A0;                     \
+        __m256i A1 = A0, B1 = A0, C1 = A0, D1 = A0;                                         \
+        __m256i T0, T1, T2, T3, x0, y0, x1, y1;                                             \
+        int64_t j = 0, end = FSL_STEP##G * (m / (2 * (G == 7 ? 2 : 4)));                    \
+        (void)T2, (void)T3, (void)x1, (void)y1;                                             \
+        if (end > 0 && s1) {                                                                \
+            __asm__(FSL_LOOP(FSL_STEP##G, FSB_TAB##G FSB_BLK(G, "s0", "x0", "y0", 0)        \
+                                              FSB_BLK(G, "s1", "x1", FSB_Y##G, 1))          \
+                    : FSB_ACC(0), FSB_ACC(1), FSB_TMP2##G, [j] "+r"(j)                      \
+                    : [s0] "r"(s0), [s1] "r"(s1), [l0] "r"(l0), [end] "r"(end), [w] "x"(w)  \
+                    : "cc", "memory");                                                      \
+        } else if (end > 0) {                                                               \
+            __asm__(FSL_LOOP(FSL_STEP##G, FSB_TAB##G FSB_BLK(G, "s0", "x0", "y0", 0))       \
+                    : FSB_ACC(0), FSB_TMP##G, [j] "+r"(j)                                   \
+                    : [s0] "r"(s0), [l0] "r"(l0), [end] "r"(end), [w] "x"(w)                \
+                    : "cc", "memory");                                                      \
+        }                                                                                   \
+        if (end < 16 * m) {                                                                 \
+            fsl_tail(NULL, s0, end, m, l0, w, &A0, &B0, &C0, &D0);                          \
+            if (s1) fsl_tail(NULL, s1, end, m, l0, w, &A1, &B1, &C1, &D1);                  \
+        }                                                                                   \
+        avx2_store(A0, B0, o0);                                                             \
+        avx2_store(C0, D0, o0 + 16);                                                        \
+        if (s1) {                                                                           \
+            avx2_store(A1, B1, o1);                                                         \
+            avx2_store(C1, D1, o1 + 16);                                                    \
+        }                                                                                   \
+    }                                                                                       \
+    /* one query (LUT row L, output row O) over blocks [b0, b1) of the split chunk */       \
+    FS_T_AVX2 __attribute__((noinline)) static void fsb##G##_query(                         \
+        int64_t b0, int64_t b1, int64_t n, int64_t m, const uint8_t *L, uint16_t *O,        \
+        const uint8_t *split, int64_t sstride) {                                            \
+        uint16_t tmp[64];                                                                   \
+        for (int64_t b = b0; b < b1; b += 2) {                                              \
+            const int64_t base = 32 * b, nv = n - base < 64 ? n - base : 64;                \
+            const uint8_t *s0 = split + (b - b0) * sstride;                                 \
+            uint16_t *o = nv == 64 ? O + base : tmp;                                        \
+            fsb##G##_blocks(s0, b + 1 < b1 ? s0 + sstride : NULL, m, L, o, o + 32);         \
+            if (nv < 64) memcpy(O + base, tmp, (size_t)nv * sizeof(uint16_t));             \
+        }                                                                                   \
+    }
+FSB_DEFINE(7)
+FSB_DEFINE(6)
+
+/* --- fsl groups: QB (2 or 1) queries x one block, the indices memory operands, the tables
+ * loaded per query (t, x), temporaries u, y. */
+#define FS7_PSTEP(LP, A, B, C, D)                                                           \
+    "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
+    "vmovdqu 32(%[" LP "],%[j]), %[x]\n\t"                                                  \
+    "vpshufb 32(%[sp],%[j],2), %[t], %[u]\n\t"                                              \
+    "vpshufb (%[sp],%[j],2), %[t], %[t]\n\t"                                                \
+    "vpshufb 96(%[sp],%[j],2), %[x], %[y]\n\t"                                              \
+    "vpshufb 64(%[sp],%[j],2), %[x], %[x]\n\t"                                              \
+    "vpaddb %[x], %[t], %[t]\n\t"                                                           \
+    "vpaddb %[y], %[u], %[u]\n\t" FSQ_WIDEN(A, B, C, D)
+/* one more pair (LUT bytes at OFF, indices at IOL / IOH) added in uint8 into t, u */
+#define FS6_ADD(LP, OFF, IOL, IOH)                                                          \
+    "vmovdqu " OFF "(%[" LP "],%[j]), %[x]\n\t"                                             \
+    "vpshufb " IOH "(%[sp],%[j],2), %[x], %[y]\n\t"                                         \
+    "vpshufb " IOL "(%[sp],%[j],2), %[x], %[x]\n\t"                                         \
+    "vpaddb %[x], %[t], %[t]\n\t"                                                           \
+    "vpaddb %[y], %[u], %[u]\n\t"
+#define FS6_PSTEP(LP, A, B, C, D)                                                           \
+    "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
+    "vpshufb 32(%[sp],%[j],2), %[t], %[u]\n\t"                                              \
+    "vpshufb (%[sp],%[j],2), %[t], %[t]\n\t"                                                \
+    FS6_ADD(LP, "32", "64", "96") FS6_ADD(LP, "64", "128", "160")                           \
+    FS6_ADD(LP, "96", "192", "224") FSQ_WIDEN(A, B, C, D)
+
+#define FSL_DEFINE_BLOCK(G, QB)                                                             \
+    FS_T_AVX2 FS_INLINE void fsl##G##_block##QB(const uint8_t *sp, int64_t m,               \
+                                                const uint8_t *const *L,                    \
+                                                uint16_t *const *o) {                       \
+        __m256i A0, B0, C0, D0, A1, B1, C1, D1, A2, B2, C2, D2;                             \
+        const __m256i w = _mm256_load_si256((const __m256i *)fsq_c_w);                      \
+        const uint8_t *l0 = L[0], *l1 = L[QB > 1 ? 1 : 0], *l2 = l0;                        \
+        int64_t j = 0, end = FSL_STEP##G * (m / (2 * (G == 7 ? 2 : 4)));                    \
+        __m256i t, u, x, y;                                                                 \
+        if (end > 0) {                                                                      \
+            __asm__(FSQ_ZERO##QB FSL_LOOP(FSL_STEP##G, FSQ_BODY##QB(FS##G##_PSTEP))         \
+                    : FSQ_OPS##QB, [t] "=&x"(t), [u] "=&x"(u), [x] "=&x"(x),                \
+                      [y] "=&x"(y), [j] "+r"(j)                                             \
+                    : [sp] "r"(sp), [l0] "r"(l0), [l1] "r"(l1), [l2] "r"(l2),              \
+                      [end] "r"(end), [w] "x"(w)                                            \
+                    : "cc", "memory");                                                      \
+        } else {                                                                            \
+            A0 = B0 = C0 = D0 = A1 = B1 = C1 = D1 = _mm256_setzero_si256();                 \
+        }                                                                                   \
+        (void)l1, (void)l2, (void)A2, (void)B2, (void)C2, (void)D2;                         \
+        if (end < 16 * m) {                                                                 \
+            fsl_tail(NULL, sp, end, m, l0, w, &A0, &B0, &C0, &D0);                          \
+            if (QB > 1) fsl_tail(NULL, sp, end, m, l1, w, &A1, &B1, &C1, &D1);              \
+        }                                                                                   \
+        avx2_store(A0, B0, o[0]);                                                           \
+        avx2_store(C0, D0, o[0] + 16);                                                      \
+        if (QB > 1) {                                                                       \
+            avx2_store(A1, B1, o[QB > 1 ? 1 : 0]);                                          \
+            avx2_store(C1, D1, o[QB > 1 ? 1 : 0] + 16);                                     \
+        }                                                                                   \
+    }
+FSL_DEFINE_BLOCK(7, 2)
+FSL_DEFINE_BLOCK(7, 1)
+FSL_DEFINE_BLOCK(6, 2)
+FSL_DEFINE_BLOCK(6, 1)
+
+/* --- LUT7, one query, codes split in registers: lo, hi (pair 1), lo2, hi2 (pair 2) */
+#define FS7_CODE                                                                            \
+    "vmovdqu (%[blk],%[j]), %[lo]\n\t"                                                      \
+    "vmovdqu 32(%[blk],%[j]), %[lo2]\n\t"                                                   \
+    "vpsrlw $4, %[lo], %[hi]\n\t"                                                           \
+    "vpsrlw $4, %[lo2], %[hi2]\n\t"                                                         \
+    "vpand %[mask], %[lo], %[lo]\n\t"                                                       \
+    "vpand %[mask], %[hi], %[hi]\n\t"                                                       \
+    "vpand %[mask], %[lo2], %[lo2]\n\t"                                                     \
+    "vpand %[mask], %[hi2], %[hi2]\n\t"
+#define FS7_STEP(LP, A, B, C, D)                                                            \
+    "vmovdqu (%[" LP "],%[j]), %[t]\n\t"                                                    \
+    "vmovdqu 32(%[" LP "],%[j]), %[x]\n\t"                                                  \
+    "vpshufb %[hi], %[t], %[u]\n\t"                                                         \
+    "vpshufb %[lo], %[t], %[t]\n\t"                                                         \
+    "vpshufb %[hi2], %[x], %[y]\n\t"                                                        \
+    "vpshufb %[lo2], %[x], %[x]\n\t"                                                        \
+    "vpaddb %[x], %[t], %[t]\n\t"                                                           \
+    "vpaddb %[y], %[u], %[u]\n\t" FSQ_WIDEN(A, B, C, D)
+
+FS_T_AVX2 FS_INLINE void fsl7_direct(const uint8_t *blk, int64_t m, const uint8_t *l0,
+                                     uint16_t *o) {
+    __m256i A0, B0, C0, D0;
+    const __m256i mask = _mm256_load_si256((const __m256i *)fsq_c_mask);
+    const __m256i w = _mm256_load_si256((const __m256i *)fsq_c_w);
+    int64_t j = 0, end = 64 * (m >> 2);
+    if (end > 0) {
+        __m256i t, u, x, y, lo, hi, lo2, hi2;
+        __asm__(FSQ_ZERO1 FSL_LOOP(64, FS7_CODE FSQ_BODY1(FS7_STEP))
+                : FSQ_OPS1, [t] "=&x"(t), [u] "=&x"(u), [x] "=&x"(x), [y] "=&x"(y),
+                  [lo] "=&x"(lo), [hi] "=&x"(hi), [lo2] "=&x"(lo2), [hi2] "=&x"(hi2),
+                  [j] "+r"(j)
+                : [blk] "r"(blk), [l0] "r"(l0), [end] "r"(end), [mask] "x"(mask), [w] "x"(w)
+                : "cc", "memory");
+    } else {
+        A0 = B0 = C0 = D0 = _mm256_setzero_si256();
+    }
+    if (end < 16 * m) fsl_tail(blk, NULL, end, m, l0, w, &A0, &B0, &C0, &D0);
+    avx2_store(A0, B0, o);
+    avx2_store(C0, D0, o + 16);
+}
+
+/* one query group over blocks [b0, b1) (as fsq_group##QB); split NULL: LUT7, QB = 1,
+ * fsl7_direct */
+#define FSL_DEFINE_GROUP(G, QB)                                                             \
+    FS_T_AVX2 __attribute__((noinline)) static void fsl##G##_group##QB(                     \
+        const uint8_t *blocks, int64_t bstride, int64_t b0, int64_t b1, int64_t n,          \
+        int64_t m, const uint8_t *const *R, uint16_t *const *O, const uint8_t *split,       \
+        int64_t sstride) {                                                                  \
+        uint16_t tmp[QB * 32], *o[QB];                                                      \
+        for (int64_t b = b0; b < b1; b++) {                                                 \
+            int64_t base = 32 * b, nv = n - base < 32 ? n - base : 32;                      \
+            for (int q = 0; q < QB; q++) o[q] = nv == 32 ? O[q] + base : tmp + 32 * q;      \
+            if (G == 7 && QB == 1 && !split)                                                \
+                fsl7_direct(blocks + b * bstride, m, R[0], o[0]);                           \
+            else                                                                            \
+                fsl##G##_block##QB(split + (b - b0) * sstride, m, R, o);                    \
+            if (nv < 32)                                                                    \
+                for (int q = 0; q < QB; q++)                                                \
+                    memcpy(O[q] + base, tmp + 32 * q, (size_t)nv * sizeof(uint16_t));      \
+        }                                                                                   \
+    }
+FSL_DEFINE_GROUP(7, 2)
+FSL_DEFINE_GROUP(7, 1)
+FSL_DEFINE_GROUP(6, 2)
+FSL_DEFINE_GROUP(6, 1)
+
+typedef void (*fsq_group_fn)(const uint8_t *, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             const uint8_t *const *, uint16_t *const *, const uint8_t *,
+                             int64_t);
+/* group functions by mode (0 exact, 1 LUT7, 2 LUT6) and group size - 1 */
+static const fsq_group_fn fsq_group_fns[3][3] = {
+    {fsq_group1, fsq_group2, fsq_group3},
+    {fsl7_group1, fsl7_group2, fsl7_group2},
+    {fsl6_group1, fsl6_group2, fsl6_group2}};
+
 /* stack bytes for the pre-split indices (2 x the codes); chunk: target bytes per chunk of
  * blocks (each query group sweeps the chunk while its indices stay in L1) */
 #ifndef FSQ_SPLIT_BYTES
@@ -846,22 +1145,40 @@ FSQ_DEFINE_GROUP(1)
 #ifndef FSQ_SPLIT_MIN_NQ
 #define FSQ_SPLIT_MIN_NQ 4
 #endif
+/* fast modes: the fast kernels from this many queries (1: fsl7_direct; 2.. below: the
+ * exact kernel); fsb (two blocks per chunk) while two blocks' indices fit this */
+#ifndef FSL_SPLIT_MIN_NQ
+#define FSL_SPLIT_MIN_NQ 4
+#endif
+#ifndef FSL_B2_BYTES
+#define FSL_B2_BYTES (24 * 1024)
+#endif
 
+/* mode: 0 exact, 1 LUT7, 2 LUT6; split: the chunk's indices or NULL (direct kernels);
+ * b2: fsb kernels (fast modes with split) */
 static void fsq_groups(const uint8_t *blocks, int64_t bstride, int64_t b0, int64_t b1,
                        int64_t n, int64_t m, const uint8_t *lut, int64_t lstride,
                        const int64_t *qidx, int64_t nq, uint16_t *out, int64_t ldo,
-                       const uint8_t *split, int64_t sstride) {
+                       const uint8_t *split, int64_t sstride, int mode, int b2) {
+    if (b2) {
+        for (int64_t t = 0; t < nq; t++) {
+            const uint8_t *L = lut + qidx[t] * lstride;
+            if (mode == 1) fsb7_query(b0, b1, n, m, L, out + t * ldo, split, sstride);
+            else fsb6_query(b0, b1, n, m, L, out + t * ldo, split, sstride);
+        }
+        return;
+    }
     for (int64_t t = 0; t < nq;) {
         int qb = nq - t >= 3 ? 3 : (int)(nq - t);
+        if (mode && qb > 2) qb = 2;
+        if (mode == 1 && !split) qb = 1; /* fsl7_direct: one query at a time */
         const uint8_t *R[3];
         uint16_t *O[3];
         for (int q = 0; q < qb; q++) {
             R[q] = lut + qidx[t + q] * lstride;
             O[q] = out + (t + q) * ldo;
         }
-        if (qb == 3) fsq_group3(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
-        else if (qb == 2) fsq_group2(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
-        else fsq_group1(blocks, bstride, b0, b1, n, m, R, O, split, sstride);
+        fsq_group_fns[mode][qb - 1](blocks, bstride, b0, b1, n, m, R, O, split, sstride);
         t += qb;
     }
 }
@@ -870,26 +1187,37 @@ static void fsq_groups(const uint8_t *blocks, int64_t bstride, int64_t b0, int64
 __attribute__((noinline)) static void fsq_avx2_split(
     const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
     const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq, uint16_t *out,
-    int64_t ldo, int64_t sstride) {
+    int64_t ldo, int64_t sstride, int mode) {
     uint8_t split[FSQ_SPLIT_BYTES] __attribute__((aligned(32)));
-    const int64_t cb = sstride < FSQ_SPLIT_CHUNK ? FSQ_SPLIT_CHUNK / sstride : 1;
+    /* fast modes: fsb (pairs of blocks per chunk) where two blocks' indices fit */
+    const int b2 = mode && 2 * sstride <= FSL_B2_BYTES && 2 * sstride <= FSQ_SPLIT_BYTES;
+    int64_t cb = sstride < FSQ_SPLIT_CHUNK ? FSQ_SPLIT_CHUNK / sstride : 1;
+    if (b2) cb = cb < 2 ? 2 : cb & ~(int64_t)1;
     for (int64_t b0 = 0; b0 < nb; b0 += cb) {
         int64_t b1 = b0 + cb < nb ? b0 + cb : nb;
         for (int64_t b = b0; b < b1; b++)
             fsq_split(blocks + b * bstride, m, split + (b - b0) * sstride);
         fsq_groups(blocks, bstride, b0, b1, n, m, lut, lstride, qidx, nq, out, ldo, split,
-                   sstride);
+                   sstride, mode, b2);
     }
 }
 
+/* mode: 0 exact, 1 LUT7, 2 LUT6 */
 static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t n, int64_t m,
                      const uint8_t *lut, int64_t lstride, const int64_t *qidx, int64_t nq,
-                     uint16_t *out, int64_t ldo) {
+                     uint16_t *out, int64_t ldo, int mode) {
     const int64_t sstride = 64 * ((m + 1) >> 1);
-    if (nq < FSQ_SPLIT_MIN_NQ || sstride > FSQ_SPLIT_BYTES)
-        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0);
+    if (mode && nq > 1 && nq < FSL_SPLIT_MIN_NQ) mode = 0;
+    if (mode && (nq == 1 || sstride > FSQ_SPLIT_BYTES))
+        /* LUT7 direct, also for LUT6 (entries <= 63 are <= 127) */
+        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0, 1,
+                   0);
+    else if (!mode && (nq < FSQ_SPLIT_MIN_NQ || sstride > FSQ_SPLIT_BYTES))
+        fsq_groups(blocks, bstride, 0, nb, n, m, lut, lstride, qidx, nq, out, ldo, NULL, 0, 0,
+                   0);
     else
-        fsq_avx2_split(blocks, bstride, nb, n, m, lut, lstride, qidx, nq, out, ldo, sstride);
+        fsq_avx2_split(blocks, bstride, nb, n, m, lut, lstride, qidx, nq, out, ldo, sstride,
+                       mode);
 }
 #endif /* FS_X86 */
 
@@ -897,14 +1225,20 @@ static void fsq_avx2(const uint8_t *blocks, int64_t bstride, int64_t nb, int64_t
  * Nibble j (0 <= j < m) of block b is the 16 bytes at blocks + b*block_stride + 16*j.
  * Query t uses LUT[j][x] = lut[qidx[t]*lut_stride + 16*j + x].
  * out[t*ldo + v] = sum_j LUT_t[j][nibble_j(v)] mod 2^16 for v < n (n <= 32*nblocks; do not
- * write past n).  backend: 0 best available, 1 scalar, 2 avx2, 3 avx512, 4 avx512vnni (same
- * ids as fs_scan; 3 and 4 run the AVX2 kernel, see above).
- * Returns 0, or -1 if the backend is unavailable.  Pointers need not be 64-byte aligned. */
+ * write past n).  backend = id | flags << 8: id 0 best available, 1 scalar, 2 avx2,
+ * 3 avx512, 4 avx512vnni (same ids as fs_scan; 3 and 4 run the AVX2 kernel, see above);
+ * flags: FS_FLAG_LUT7 (1) = every LUT entry is <= 127, FS_FLAG_LUT6 (2) = every entry is
+ * <= 63: faster kernels, same results (see "fast modes"; the scalar kernel ignores them).
+ * Returns 0, or -1 if the backend is unavailable or an unknown flag bit is set (negative
+ * backends included).  Pointers need not be 64-byte aligned. */
 FS_API int64_t fs_scan_q(const uint8_t *blocks, int64_t block_stride, int64_t nblocks, int64_t n,
                          int64_t m, const uint8_t *lut, int64_t lut_stride, const int64_t *qidx,
                          int64_t nq, uint16_t *out, int64_t ldo, int64_t backend) {
     int a = fsq_available();
-    int64_t be = backend;
+    const int64_t flags = backend >> 8;
+    int64_t be = backend & 0xFF;
+    if (flags & ~(int64_t)(FS_FLAG_LUT7 | FS_FLAG_LUT6)) return -1; /* unknown (or negative) */
+    const int mode = (flags & FS_FLAG_LUT6) ? 2 : (flags & FS_FLAG_LUT7) ? 1 : 0;
     if (be == FS_BACKEND_AUTO) be = (a & (1 << FS_BACKEND_AVX2)) ? FS_BACKEND_AVX2 : FS_BACKEND_SCALAR;
     if (be < FS_BACKEND_SCALAR || be > FS_BACKEND_AVX512VNNI || !(a & (1 << be))) return -1;
     if (n <= 0 || nq <= 0 || nblocks <= 0) return 0;
@@ -919,10 +1253,11 @@ FS_API int64_t fs_scan_q(const uint8_t *blocks, int64_t block_stride, int64_t nb
     }
 #ifdef FS_X86
     if (be != FS_BACKEND_SCALAR) {
-        fsq_avx2(blocks, block_stride, nb, n, m, lut, lut_stride, qidx, nq, out, ldo);
+        fsq_avx2(blocks, block_stride, nb, n, m, lut, lut_stride, qidx, nq, out, ldo, mode);
         return 0;
     }
 #endif
+    (void)mode; /* the scalar kernel is exact for any LUT */
     fsq_scalar(blocks, block_stride, nb, n, m, lut, lut_stride, qidx, nq, out, ldo);
     return 0;
 }

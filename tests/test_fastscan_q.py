@@ -3,6 +3,8 @@
 Every backend (native ones only when the library is built) must match
 ``kernels.fastscan.scan_q_numba`` bit for bit on strided blocks, LUT rows picked by index,
 ragged n, padded output rows, wrapping sums; nothing outside out[t, :n] may be written.
+The fast modes (flags in bits 8.. of the backend: FS_FLAG_LUT7 = 1 for LUT entries <= 127,
+FS_FLAG_LUT6 = 2 for entries <= 63) must give the same bits for LUTs within their bound.
 """
 import ctypes
 import mmap
@@ -20,18 +22,23 @@ BACKENDS = fs.available_backends()
 NATIVE = [b for b in BACKENDS if b != "numba"]
 SENT = 0xBEEF
 GUARD = 2  # sentinel rows around the output
+FS_FLAG_LUT7 = 1  # backend |= flag << 8: every LUT entry <= 127
+FS_FLAG_LUT6 = 2  # every LUT entry <= 63
+FLAG_MAX = {0: 255, FS_FLAG_LUT7: 127, FS_FLAG_LUT6: 63}  # largest LUT entry per flag
+FLAGS = [FS_FLAG_LUT7, FS_FLAG_LUT6]
 
 
 def _native_scan(backend, blocks, b_off, bstride, nblocks, n, m, lut, l_off, lstride, qidx,
-                 out):
+                 out, flags=0):
     """Call fs_scan_q on 1-D buffers with byte offsets (the driver's call)."""
     qidx = np.ascontiguousarray(qidx, dtype=np.int64)
     return LIB.fs_scan_q(blocks.ctypes.data + b_off, bstride, nblocks, n, m,
                          lut.ctypes.data + l_off, lstride, qidx.ctypes.data, len(qidx),
-                         out.ctypes.data, out.shape[1], _native.BACKEND_IDS[backend])
+                         out.ctypes.data, out.shape[1],
+                         _native.BACKEND_IDS[backend] | (flags << 8))
 
 
-def _case(seed, m=None, full_lut=False):
+def _case(seed, m=None, full_lut=False, lut_max=255):
     """Random strided blocks / LUT rows / qidx with repeats / padded output."""
     rng = np.random.default_rng(seed)
     if m is None:
@@ -48,9 +55,9 @@ def _case(seed, m=None, full_lut=False):
     lstride = 16 * m + int(rng.choice([0, 16, 48, 1]))
     l_off = int(rng.integers(0, 70))
     if full_lut:
-        lut = np.full(l_off + nl * lstride + 5, 255, np.uint8)
+        lut = np.full(l_off + nl * lstride + 5, lut_max, np.uint8)
     else:
-        lut = rng.integers(0, 256, l_off + nl * lstride + 5, dtype=np.uint8)
+        lut = rng.integers(0, lut_max + 1, l_off + nl * lstride + 5, dtype=np.uint8)
     qidx = rng.integers(0, nl, nq)
     qidx[: min(nq, nl)] = rng.permutation(nl)[: min(nq, nl)]
     if nq > 1:
@@ -69,12 +76,12 @@ def _reference(c):
     return out
 
 
-def _run(backend, c):
+def _run(backend, c, flags=0):
     nq = len(c["qidx"])
     out = np.full((nq + 2 * GUARD, c["ldo"]), SENT, np.uint16)
     rc = _native_scan(backend, c["blocks"], c["b_off"], c["bstride"], c["nblocks"], c["n"],
                       c["m"], c["lut"], c["l_off"], c["lstride"], c["qidx"],
-                      out[GUARD:GUARD + nq])
+                      out[GUARD:GUARD + nq], flags)
     assert rc == 0
     return out
 
@@ -161,11 +168,12 @@ def _guarded(nbytes):
 
 @needs_lib
 @pytest.mark.parametrize("backend", NATIVE)
-@pytest.mark.parametrize("m", [1, 3, 7, 16, 101])
+@pytest.mark.parametrize("m", [1, 3, 5, 7, 16, 101, 103, 401])
 @pytest.mark.parametrize("nq", [1, 2, 9])
-def test_no_read_past_last_block_or_row(backend, m, nq):
+@pytest.mark.parametrize("flags", [0] + FLAGS)
+def test_no_read_past_last_block_or_row(backend, m, nq, flags):
     """The last block and the last LUT row end at a guard page (odd m: 16-byte tail)."""
-    c = _case(900 + m, m=m)
+    c = _case(900 + m, m=m, lut_max=FLAG_MAX[flags])
     c["qidx"] = np.resize(c["qidx"], nq)
     nblocks, bstride = c["nblocks"], c["bstride"]
     nb_used = (c["n"] + 31) // 32
@@ -182,8 +190,83 @@ def test_no_read_past_last_block_or_row(backend, m, nq):
     gl[:] = c["lut"][c["l_off"]:c["l_off"] + llen]
     c.update(blocks=gb, b_off=0, nblocks=min(nblocks, nb_used), lut=gl, l_off=0)
     ref = _reference(c)
-    _check(_run(backend, c), ref, c)
+    _check(_run(backend, c, flags), ref, c)
     del gb, gl, keep_b, keep_l
+
+
+# ---------------------------------------------------------------- fast modes (flags)
+
+@needs_lib
+@pytest.mark.parametrize("backend", NATIVE + ["auto"])
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("seed", range(16))
+def test_flag_matches_numba(backend, flags, seed):
+    """Random LUTs with entries in [0, 127] (LUT7) / [0, 63] (LUT6): the same bits."""
+    c = _case(2000 + seed, lut_max=FLAG_MAX[flags])
+    _check(_run(backend, c, flags), _reference(c), c)
+
+
+@needs_lib
+@pytest.mark.parametrize("backend", NATIVE + ["auto"])
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("m", list(range(1, 20)) + [31, 32, 33, 100, 191, 192, 383, 384, 385])
+def test_flag_every_m(backend, flags, m):
+    """Every m mod 8 (the sub-quantizers past the last group of 2 / 4 pairs, odd m)."""
+    c = _case(3000 + m, m=m, lut_max=FLAG_MAX[flags])
+    _check(_run(backend, c, flags), _reference(c), c)
+
+
+@needs_lib
+@pytest.mark.parametrize("backend", NATIVE + ["auto"])
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("m", [257, 515, 516, 517, 518, 1040, 1041, 1043, 1600])
+def test_flag_worst_case_lut_wraps(backend, flags, m):
+    """LUT all at the bound: 127*m wraps modulo 2**16 from m = 517, 63*m from m = 1041;
+    m = 1600 has no room for the pre-split buffer (the direct LUT7 kernel)."""
+    top = FLAG_MAX[flags]
+    c = _case(4000 + m, m=m, full_lut=True, lut_max=top)
+    ref = _reference(c)
+    nq, n = len(c["qidx"]), c["n"]
+    assert (ref[GUARD:GUARD + nq, :n] == (top * m) % 65536).all()
+    _check(_run(backend, c, flags), ref, c)
+
+
+@needs_lib
+@pytest.mark.parametrize("backend", NATIVE)
+@pytest.mark.parametrize("flags", FLAGS)
+@pytest.mark.parametrize("nq", [1, 2, 3, 4, 5, 7, 8, 16, 32, 33])
+def test_flag_query_group_remainders(backend, flags, nq):
+    """Groups of 3 / 2 / 1 queries, pre-split buffer or direct, with the flags."""
+    c = _case(5000 + nq, m=[50, 7, 384, 101][nq % 4], lut_max=FLAG_MAX[flags])
+    c["qidx"] = np.random.default_rng(nq).integers(0, 5, nq)
+    c["lut"] = np.resize(c["lut"], max(len(c["lut"]), c["l_off"] + 5 * c["lstride"]))
+    _check(_run(backend, c, flags), _reference(c), c)
+
+
+@needs_lib
+def test_unknown_flags_rejected():
+    """Flag bits other than LUT7 / LUT6 (and negative backends) return -1, write nothing."""
+    c = _case(43, m=8, lut_max=63)
+    q = np.zeros(3, np.int64)
+    out = np.full((3, 40), SENT, np.uint16)
+
+    def call(backend):
+        return LIB.fs_scan_q(c["blocks"].ctypes.data, c["bstride"], 1, 20, 8,
+                             c["lut"].ctypes.data, c["lstride"], q.ctypes.data, 3,
+                             out.ctypes.data, 40, backend)
+
+    for bid in _native.BACKEND_IDS.values():
+        for bad in (4, 8, 16, 128, 1 << 20, 1 << 55, 4 | FS_FLAG_LUT7, 8 | FS_FLAG_LUT6):
+            assert call(bid | (bad << 8)) == -1, (bid, bad)
+    for bad in (-1, -2, -256, -(1 << 62)):
+        assert call(bad) == -1
+    assert call(0x80 | (FS_FLAG_LUT7 << 8)) == -1  # unknown backend id with a known flag
+    assert (out == SENT).all()
+    mask = LIB.fs_available_backends()
+    for name, bid in _native.BACKEND_IDS.items():
+        for flags in FLAGS + [FS_FLAG_LUT7 | FS_FLAG_LUT6]:
+            ok = bid == 0 or mask & (1 << bid)
+            assert call(bid | (flags << 8)) == (0 if ok else -1), (name, flags)
 
 
 @needs_lib
