@@ -35,7 +35,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from .bits import read_field
-from .fastscan import scan_q_numba
+from .fastscan import quantize_query, scan_q_numba
 from .rotation import rotate_row
 from .topk import heap_push
 
@@ -572,22 +572,27 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
 
 # --------------------------------------------------------------------------- query tables
 
+@njit(cache=True, nogil=True, inline="always")
+def nibble_lut_query(vsp, q, space, cidx, E, out):
+    """out (m, 16) = the float nibble LUT of query q (see build_nibble_luts)."""
+    m, g, _ = E.shape
+    for j in range(m):
+        v = vsp[space[j], q]
+        for x in range(16):
+            out[j, x] = 0.0
+        for r in range(g):
+            ci = cidx[j, r]
+            if ci >= 0:
+                vv = v[ci]
+                for x in range(16):
+                    out[j, x] += vv * E[j, r, x]
+
+
 @_dual
 def build_nibble_luts(vsp, space, cidx, E, out):
     """out[q, j, x] = sum_r vsp[space[j], q, cidx[j, r]] * E[j, r, x] (cidx -1: none)."""
-    nq = vsp.shape[1]
-    m, g, _ = E.shape
-    for q in prange(nq):
-        for j in range(m):
-            v = vsp[space[j], q]
-            for x in range(16):
-                out[q, j, x] = 0.0
-            for r in range(g):
-                ci = cidx[j, r]
-                if ci >= 0:
-                    vv = v[ci]
-                    for x in range(16):
-                        out[q, j, x] += vv * E[j, r, x]
+    for q in prange(vsp.shape[1]):
+        nibble_lut_query(vsp, q, space, cidx, E, out[q])
 
 
 @_dual
@@ -597,44 +602,8 @@ def quantize_luts(lut, acc_nib, out, scale, bias, lut_max):
     entry <= lut_max (255, or 127 for the kernel's paired byte adds) and no uint16
     accumulator can overflow."""
     nq = lut.shape[0]
-    n_acc = acc_nib.shape[0] - 1
     for q in prange(nq):
-        mins = np.empty(lut.shape[1], np.float64)
-        for a in range(n_acc):
-            j0 = acc_nib[a]
-            j1 = acc_nib[a + 1]
-            m = j1 - j0
-            rsum = 0.0
-            rmax = 0.0
-            b = 0.0
-            for j in range(j0, j1):
-                lo = np.float64(lut[q, j, 0])
-                hi = lo
-                for x in range(1, 16):
-                    v = np.float64(lut[q, j, x])
-                    if v < lo:
-                        lo = v
-                    if v > hi:
-                        hi = v
-                mins[j] = lo
-                b += lo
-                rsum += hi - lo
-                if hi - lo > rmax:
-                    rmax = hi - lo
-            sc = max(rsum / (65535.0 - m), rmax / lut_max)
-            if not sc > 0:
-                sc = 1.0
-            inv = 1.0 / sc
-            for j in range(j0, j1):
-                for x in range(16):
-                    v = np.rint((np.float64(lut[q, j, x]) - mins[j]) * inv)
-                    if v > lut_max:
-                        v = lut_max
-                    if v < 0.0:
-                        v = 0.0
-                    out[q, j, x] = np.uint8(v)
-            scale[a, q] = sc
-            bias[a, q] = b
+        quantize_query(lut[q], acc_nib, lut_max, out[q], scale[:, q], bias[:, q])
 
 
 @_dual
@@ -667,13 +636,26 @@ def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2):
 
 # --------------------------------------------------------------------------- float rerank
 
+@njit(cache=True, nogil=True, inline="always")
+def float_key(v, xq, is_ip):
+    """-<v, xq> (IP) or ||v - xq||^2 (L2) in float32: smaller is better."""
+    s = np.float32(0.0)
+    if is_ip:
+        for j in range(xq.shape[0]):
+            s += v[j] * xq[j]
+        return -s
+    for j in range(xq.shape[0]):
+        e = v[j] - xq[j]
+        s += e * e
+    return s
+
+
 @_dual
 def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
     """Exact float keys of the candidate rows (nq, kk; -1 = none) and the k best per query:
     out_keys (nq, k) (IP: -<x, v>, L2: ||x - v||^2), out_slot: the candidate's column."""
     nq, kk = rows.shape
     k = out_keys.shape[1]
-    d = x.shape[1]
     for q in prange(nq):
         keys = np.empty(k, np.float32)
         ids = np.empty(k, np.int64)
@@ -683,16 +665,7 @@ def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
             r = rows[q, t]
             if r < 0:
                 continue
-            v = vectors[r]
-            s = np.float32(0.0)
-            if is_ip:
-                for j in range(d):
-                    s += v[j] * xq[j]
-                s = -s
-            else:
-                for j in range(d):
-                    e = v[j] - xq[j]
-                    s += e * e
+            s = float_key(vectors[r], xq, is_ip)
             size = heap_push(keys, ids, size, s, t)
         _heap_sorted_with(keys, ids, size, out_keys[q], out_slot[q])
 
@@ -700,7 +673,7 @@ def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
 @_dual
 def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
     """Range search over float vectors (two calls as exact_range): key < key_max[q]."""
-    nq, d = x.shape
+    nq = x.shape[0]
     n = vectors.shape[0]
     starts = np.zeros(nq, np.int64)
     if fill:
@@ -711,16 +684,7 @@ def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
         c = 0
         o = starts[q]
         for r in range(n):
-            v = vectors[r]
-            s = np.float32(0.0)
-            if is_ip:
-                for j in range(d):
-                    s += v[j] * xq[j]
-                s = -s
-            else:
-                for j in range(d):
-                    e = v[j] - xq[j]
-                    s += e * e
+            s = float_key(vectors[r], xq, is_ip)
             if s < key_max[q]:
                 if fill:
                     out_keys[o + c] = s
@@ -745,7 +709,7 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lu
     space, cidx, E, acc_nib = lay
     nq, d = x.shape
     dim = vsp.shape[2]
-    m, g, _ = E.shape
+    m = E.shape[0]
     n_acc = acc_nib.shape[0] - 1
     for q in prange(nq):
         xr = np.zeros(dim, np.float32)
@@ -759,50 +723,14 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lu
         rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
         if has_proj:
             rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
-        lut = np.zeros((m, 16), np.float32)
-        for j in range(m):
-            v = vsp[space[j], q]
-            for r in range(g):
-                ci = cidx[j, r]
-                if ci >= 0:
-                    vv = v[ci]
-                    for t in range(16):
-                        lut[j, t] += vv * E[j, r, t]
-        mins = np.empty(m, np.float64)
+        lut = np.empty((m, 16), np.float32)
+        nibble_lut_query(vsp, q, space, cidx, E, lut)
+        sc = np.empty(n_acc, np.float64)
+        bi = np.empty(n_acc, np.float64)
+        quantize_query(lut, acc_nib, lut_max, lut_u8[q], sc, bi)
         for a in range(n_acc):
-            j0 = acc_nib[a]
-            j1 = acc_nib[a + 1]
-            rsum = 0.0
-            rmax = 0.0
-            b = 0.0
-            for j in range(j0, j1):
-                lo = np.float64(lut[j, 0])
-                hi = lo
-                for t in range(1, 16):
-                    vt = np.float64(lut[j, t])
-                    if vt < lo:
-                        lo = vt
-                    if vt > hi:
-                        hi = vt
-                mins[j] = lo
-                b += lo
-                rsum += hi - lo
-                if hi - lo > rmax:
-                    rmax = hi - lo
-            sc = max(rsum / (65535.0 - (j1 - j0)), rmax / lut_max)
-            if not sc > 0:
-                sc = 1.0
-            inv = 1.0 / sc
-            for j in range(j0, j1):
-                for t in range(16):
-                    vt = np.rint((np.float64(lut[j, t]) - mins[j]) * inv)
-                    if vt > lut_max:
-                        vt = lut_max
-                    if vt < 0.0:
-                        vt = 0.0
-                    lut_u8[q, j, t] = np.uint8(vt)
-            scale[a, q] = np.float32(sc)
-            bias[a, q] = np.float32(b)
+            scale[a, q] = np.float32(sc[a])
+            bias[a, q] = np.float32(bi[a])
 
 
 # --------------------------------------------------------------------------- native selection

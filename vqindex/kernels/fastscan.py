@@ -167,20 +167,25 @@ def quantize_lut(lut):
     return lut_u8, scale.astype(np.float32), bias.astype(np.float32)
 
 
-@njit(cache=True, nogil=True)
-def _quantize_lut_numba(a, out, scale, bias):  # pragma: no cover - compiled
-    """Kernel of quantize_lut: per-row min shift, one scale per query, round to uint8."""
-    nq, m, _ = a.shape
-    mins = np.empty(m, np.float64)
-    for q in range(nq):
+@njit(cache=True, nogil=True, inline="always")
+def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
+    """uint8 LUT of one query (lut float32 (m, 16) -> out uint8 (m, 16)), one affine map per
+    accumulator a (scale[a], bias[a]): per nibble the minimum is subtracted (bias = their
+    sum), then scale = max(sum of ranges / (65535 - m_a), max range / lut_max) and entries
+    are rounded, so no entry exceeds lut_max and no uint16 sum overflows. Rounding error of a
+    sum: at most m_a * scale / 2."""
+    mins = np.empty(lut.shape[0], np.float64)
+    for a in range(acc_nib.shape[0] - 1):
+        j0 = acc_nib[a]
+        j1 = acc_nib[a + 1]
         rsum = 0.0
         rmax = 0.0
         b = 0.0
-        for j in range(m):
-            lo = np.float64(a[q, j, 0])
+        for j in range(j0, j1):
+            lo = np.float64(lut[j, 0])
             hi = lo
             for x in range(1, 16):
-                v = np.float64(a[q, j, x])
+                v = np.float64(lut[j, x])
                 if v < lo:
                     lo = v
                 if v > hi:
@@ -190,20 +195,28 @@ def _quantize_lut_numba(a, out, scale, bias):  # pragma: no cover - compiled
             rsum += hi - lo
             if hi - lo > rmax:
                 rmax = hi - lo
-        sc = max(rsum / (65535.0 - m), rmax / 255.0)
+        sc = max(rsum / (65535.0 - (j1 - j0)), rmax / lut_max)
         if not sc > 0:
             sc = 1.0
         inv = 1.0 / sc
-        for j in range(m):
+        for j in range(j0, j1):
             for x in range(16):
-                v = np.rint((np.float64(a[q, j, x]) - mins[j]) * inv)
-                if v > 255.0:
-                    v = 255.0
+                v = np.rint((np.float64(lut[j, x]) - mins[j]) * inv)
+                if v > lut_max:
+                    v = lut_max
                 if v < 0.0:
                     v = 0.0
-                out[q, j, x] = np.uint8(v)
-        scale[q] = sc
-        bias[q] = b
+                out[j, x] = np.uint8(v)
+        scale[a] = sc
+        bias[a] = b
+
+
+@njit(cache=True, nogil=True)
+def _quantize_lut_numba(a, out, scale, bias):  # pragma: no cover - compiled
+    """Kernel of quantize_lut: one accumulator, entries <= 255."""
+    acc_nib = np.array([0, a.shape[1]], np.int64)
+    for q in range(a.shape[0]):
+        quantize_query(a[q], acc_nib, 255.0, out[q], scale[q:q + 1], bias[q:q + 1])
 
 
 def quantization_error_bound(scale, m):
