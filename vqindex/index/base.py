@@ -59,6 +59,17 @@ class Index:
         return self.metric_type in (METRIC_INNER_PRODUCT, METRIC_COSINE)
 
     def _prep(self, x, what="x"):
+        """Validate input rows once (dtype, shape, finite) and normalise them for cosine."""
+        if (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
+                and x.shape[1] == self.d and x.flags.c_contiguous and x.shape[0] <= 4096):
+            # the common case of a search call: one compiled pass checks and normalises
+            from ..kernels.rows import check_rows
+            cos = self.metric_type == METRIC_COSINE
+            out = np.empty_like(x) if cos else x
+            bad = check_rows(x, cos, out)
+            if bad >= 0:
+                as_vectors(x, self.d, what)  # raises the standard message
+            return out
         x = as_vectors(x, self.d, what)
         if self.metric_type == METRIC_COSINE:
             x = normalize_rows(x)

@@ -233,6 +233,10 @@ class ListStore:
         """(blocks, blk0) with every list's rows packed (incrementally: only rows added since
         the last call, from their list's last partial block)."""
         lay = self.layout
+        packed = getattr(self, "_packed_view", None)
+        if packed is not None and packed[0] is self.blocks and packed[1] is lay and not (
+                self.packed != self.len).any():
+            return packed[0], packed[2]
         if self.blocks is None or self.blocks.shape[1] != lay.bstride:
             self.blocks = np.zeros((0, lay.bstride), np.uint8)
             self.packed[:] = 0
@@ -253,4 +257,5 @@ class ListStore:
             new = lay.blocks(self.codes[r + done: r + n])
             self.blocks[b0: b0 + new.shape[0]] = new
             self.packed[l] = n
-        return self.blocks, self.blk0.copy()
+        self._packed_view = (self.blocks, lay, self.blk0.copy())
+        return self.blocks, self._packed_view[2]
