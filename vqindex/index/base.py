@@ -104,7 +104,7 @@ class Index:
             fill = -np.inf if self._is_ip else np.inf
             return np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
         keys, ids = self._search_keys(x, k, p)
-        return self._keys_to_distances(keys).astype(np.float32), ids
+        return self._keys_to_distances(keys).astype(np.float32, copy=False), ids
 
     def range_search(self, x, radius, params=None):
         """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I).
@@ -358,6 +358,46 @@ class IndexCodes(Index):
                  np.int64(self.fastscan_group),
                  np.float32(self.fastscan_sigmas if lay.exact else 0.0)),
                 keys, pos, parallel=par)
+        return keys, pos
+
+    #: searches of at most this many queries on one thread take the fused path
+    fused_max_queries = 8
+
+    def _fused_ok(self, x, nt):
+        return (nt == 1 and x.shape[0] <= self.fused_max_queries
+                and self.codec._fast_prepare_args() is not None)
+
+    def _fused_search(self, x, k, probes, probe_add, flat_l2, blocks, list_row0, list_blk0,
+                      list_len, codes, sf, mask, use_mask):
+        """Small serial searches in one compiled call (kernels.driver.search_fused): query
+        tables, fast scan, rescoring. Static argument tuples are cached per codec."""
+        from ..kernels import driver as _drv
+        codec = self.codec
+        plan = getattr(self, "_plan", None)
+        if plan is None or plan[0] is not codec or plan[1] != codec._layout_version:
+            lay = codec.scan_layout
+            rot, proj = codec._fast_prepare_args()
+            fptr, backend, lut_max = _drv.scan_setup()
+            secs, tables = codec.exact_tables
+            qargs = (rot, proj, (lay.space, lay.cidx, lay.E, lay.acc_nib), np.float64(lut_max),
+                     np.int64(codec.n_spaces), np.int64(codec.D), np.int64(lay.m))
+            plan = (codec, codec._layout_version, qargs, (np.int64(fptr), np.int64(backend)),
+                    lay, secs, tables, self._metric_ab(),
+                    np.float32(self.fastscan_sigmas if lay.exact else 0.0))
+            self._plan = plan
+        _, _, qargs, native, lay, secs, tables, metric, margin = plan
+        nq = x.shape[0]
+        rr = self._rerank_depth(k, int(list_len.sum()))
+        keys = np.empty((nq, k), np.float32)
+        pos = np.empty((nq, k), np.int64)
+        _drv.search_fused(x, qargs, native,
+                          (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0,
+                           list_blk0, list_len),
+                          (codes, secs, tables, sf, np.int64(codec.n_acc)), metric,
+                          (mask, use_mask), probes, probe_add, flat_l2,
+                          (np.int64(rr), np.int64(1), np.int64(self.fastscan_group),
+                           np.int64(self.fastscan_piece), np.int64(self.fastscan_group), margin),
+                          keys, pos)
         return keys, pos
 
     def _exact_args(self, qt, codes, sf):

@@ -30,6 +30,12 @@ class IndexFlatCodes(IndexListCodes):
         nt = resolve_threads(p.num_threads)
         fast = self.fastscan and self.ntotal >= self.exact_below
         codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(p, fast)
+        if fast and self._fused_ok(x, nt):
+            nq = x.shape[0]
+            keys, rows = self._fused_search(x, k, np.zeros((nq, 1), np.int64),
+                                            np.zeros((nq, 1), np.float32), not self._is_ip,
+                                            blocks, row0, blk0, ln, codes, sf, mask, use_mask)
+            return keys, self._rows_to_ids(rows, ids)
         qt = self.codec._prepare_trusted(x, nt)
         nq = len(qt)
         add = self._query_add(qt)[:, None]

@@ -168,6 +168,10 @@ class IndexIVFCodes(IndexListCodes):
         fast = self.fastscan and self.ntotal >= 256
         codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(p, fast)
         probes, probe_add = self._probe(x, nprobe, nt)
+        if fast and self._fused_ok(x, nt):
+            keys, rows = self._fused_search(x, k, probes, probe_add, False, blocks, row0, blk0,
+                                            ln, codes, sf, mask, use_mask)
+            return keys, self._rows_to_ids(rows, ids)
         qt = self.codec._prepare_trusted(x, nt)
         nq = len(qt)
         if not fast:

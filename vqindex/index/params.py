@@ -51,9 +51,9 @@ class SearchParams:
     def merged(self, defaults):
         """A copy with unset fields taken from `defaults` (another SearchParams)."""
         out = SearchParams()
-        for f in fields(self):
-            mine = getattr(self, f.name)
-            setattr(out, f.name, mine if mine is not None else getattr(defaults, f.name))
+        for name in _FIELDS:
+            mine = getattr(self, name)
+            setattr(out, name, mine if mine is not None else getattr(defaults, name))
         return out
 
     def validate(self):
@@ -64,3 +64,6 @@ class SearchParams:
         if self.k_factor is not None and not (np.isfinite(self.k_factor) and self.k_factor >= 1):
             raise ValueError(f"SearchParams.k_factor must be >= 1, got {self.k_factor!r}")
         return self
+
+
+_FIELDS = tuple(f.name for f in fields(SearchParams))

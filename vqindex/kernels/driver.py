@@ -761,3 +761,35 @@ def scan_setup():
             setup = (fptr, FLAG_LUT7, 127.0) if rc == 0 else (fptr, 0, 255.0)
         _SCAN = setup
     return _SCAN
+
+
+# --------------------------------------------------------------------------- one call
+
+_prepare_serial = prepare_queries_fast.serial
+_fastscan_serial = fastscan_search.serial
+
+
+@njit(cache=True, nogil=True)
+def search_fused(x, qargs, native, store, exact, metric, flt, probes, probe_add, flat_l2,
+                 tune, out_keys, out_pos):
+    """prepare_queries_fast then fastscan_search in one compiled call (serial): the path
+    of small searches, where each Python step would cost more than the kernels.
+
+    qargs = (rot, proj, lay, lut_max, n_spaces, D, m); exact = (codes, secs, tables, sf,
+    n_acc) (the query spaces are made here); flat_l2: probe_add[:, 0] = ||x||^2 (a flat
+    L2 index's additive term, known only once the queries are prepared)."""
+    rot, proj, lay, lut_max, n_spaces, dim, m = qargs
+    codes, secs, tables, sf, n_acc = exact
+    nq = x.shape[0]
+    vsp = np.empty((n_spaces, nq, dim), np.float32)
+    qnorm2 = np.empty(nq, np.float32)
+    u8 = np.empty((nq, m, 16), np.uint8)
+    scale = np.empty((n_acc, nq), np.float32)
+    bias = np.empty((n_acc, nq), np.float32)
+    _prepare_serial(x, rot, proj, lay, vsp, qnorm2, u8, scale, bias, lut_max)
+    if flat_l2:
+        for q in range(nq):
+            probe_add[q, 0] = qnorm2[q]
+    _fastscan_serial(native, store, (u8.reshape(-1), bias, scale),
+                     (codes, secs, tables, vsp, sf, n_acc), metric, flt, probes, probe_add,
+                     tune, out_keys, out_pos)
