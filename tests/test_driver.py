@@ -242,3 +242,20 @@ def test_fused_query_tables_equal_the_general_path(codec):
             np.testing.assert_array_equal(a, b)
     covered = c._fast_prepare_args() is not None
     assert covered == (codec not in ("TQprod4G", "RR,EDEN4"))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("codec", ["EDEN4", "TQprod4", "BQ4", "RaBitQ5"])
+def test_fused_small_searches_equal_the_batch_path(data, kind, codec, metric):
+    """Searches of <= fused_max_queries queries on one thread run in one compiled call
+    (search_fused); they must give the batch path's ids and distances."""
+    xb, xq = data
+    index = _build(kind, codec, metric, xb)
+    P = vqindex.SearchParams(num_threads=1)
+    D, I = index.search(xq, K, params=P)  # 40 queries: the batch path
+    assert index.fused_max_queries < len(xq)
+    for q0 in range(0, 12, 3):
+        d, i = index.search(xq[q0:q0 + 3], K, params=P)
+        np.testing.assert_array_equal(i, I[q0:q0 + 3])
+        np.testing.assert_allclose(d, D[q0:q0 + 3], rtol=1e-6, atol=1e-6)

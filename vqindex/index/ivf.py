@@ -107,19 +107,19 @@ class IndexIVFCodes(IndexListCodes):
             qn = np.einsum("ij,ij->i", x, x).astype(np.float32)
             with maybe_threads(num_threads, num_threads != 1 and nq > 1):
                 _drv.select_probes(scores, nprobe, probes, add, qn, self._cnorm2,
-                                   not self._is_ip, parallel=num_threads != 1 and nq > 1)
+                                   not self._is_ip, x, self.centroids,
+                                   parallel=num_threads != 1 and nq > 1)
             return probes, add
         with _QUANTIZER_LOCK:
             _, lists = self.quantizer.search(x, nprobe)
         probes[:] = lists
         ok = probes >= 0
-        c = self.centroids[np.maximum(probes, 0)]  # (nq, nprobe, d)
-        qc = np.einsum("qpd,qd->qp", c, x)
+        c = self.centroids[np.maximum(probes, 0)].astype(np.float64)  # (nq, nprobe, d)
         if self._is_ip:
-            add[:] = qc
+            add[:] = np.einsum("qpd,qd->qp", c, x.astype(np.float64))
         else:
-            add[:] = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * qc
-                      + self._cnorm2[np.maximum(probes, 0)])
+            diff = c - x[:, None, :].astype(np.float64)
+            add[:] = np.einsum("qpd,qpd->qp", diff, diff)
         add[~ok] = 0.0
         return probes, add
 

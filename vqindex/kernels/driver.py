@@ -607,11 +607,14 @@ def quantize_luts(lut, acc_nib, out, scale, bias, lut_max):
 
 
 @_dual
-def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2):
+def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2, x, centroids):
     """The nprobe best lists of each query from scores = x @ centroids.T (the coarse
     assignment, in our own kernel): L2 key ||q||^2 - 2 s + ||c||^2 (smallest), IP: s
-    (largest). probe_add gets the list's additive constant (the L2 key, or s)."""
+    (largest). probe_add gets the list's additive constant, recomputed directly for the
+    chosen lists (||q - c||^2 or <q, c>, float64 sums): a matmul's rounding depends on the
+    batch size, and a search must not."""
     nq, nlist = scores.shape
+    d = x.shape[1]
     for q in prange(nq):
         keys = np.empty(nprobe, np.float32)
         ids = np.empty(nprobe, np.int64)
@@ -628,13 +631,18 @@ def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2):
             if t < size:
                 l = ids[order[t]]
                 probes[q, t] = l
-                probe_add[q, t] = keys[order[t]] if is_l2 else -keys[order[t]]
+                acc = 0.0
+                for j in range(d):
+                    if is_l2:
+                        e = np.float64(x[q, j]) - np.float64(centroids[l, j])
+                        acc += e * e
+                    else:
+                        acc += np.float64(x[q, j]) * np.float64(centroids[l, j])
+                probe_add[q, t] = np.float32(acc)
             else:
                 probes[q, t] = -1
                 probe_add[q, t] = 0.0
 
-
-# --------------------------------------------------------------------------- float rerank
 
 @njit(cache=True, nogil=True, inline="always")
 def float_key(v, xq, is_ip):
