@@ -67,6 +67,7 @@ class IndexIVFCodes(IndexListCodes):
         centroids = as_vectors(centroids, self.d, "centroids")
         self.centroids = centroids
         self._cnorm2 = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
+        self._ct = np.ascontiguousarray(centroids.T)
 
     @property
     def is_trained(self):
@@ -103,7 +104,11 @@ class IndexIVFCodes(IndexListCodes):
         probes = np.empty((nq, nprobe), np.int64)
         add = np.empty((nq, nprobe), np.float32)
         if self._flat_quantizer():
-            scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
+            if nq <= 64:  # a few queries: our kernel (a BLAS call costs more here)
+                scores = np.empty((nq, self.nlist), np.float32)
+                _drv.probe_scores(x, self._ct, scores, parallel=False)
+            else:
+                scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
             qn = np.einsum("ij,ij->i", x, x).astype(np.float32)
             with maybe_threads(num_threads, num_threads != 1 and nq > 1):
                 _drv.select_probes(scores, nprobe, probes, add, qn, self._cnorm2,

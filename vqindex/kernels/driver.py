@@ -169,22 +169,25 @@ def exact_accs(row, secs, tables, vsp, q, accs):
             for i in range(8 * nb, count):
                 if (row[off + (i >> 3)] >> (i & 7)) & 1:
                     a0 += v[i]
-            vs = np.float32(0.0)
-            u0 = np.float32(0.0)
-            u1 = np.float32(0.0)
-            u2 = np.float32(0.0)
-            i = 0
-            while i + 4 <= count:
-                vs += v[i]
-                u0 += v[i + 1]
-                u1 += v[i + 2]
-                u2 += v[i + 3]
-                i += 4
-            while i < count:
-                vs += v[i]
-                i += 1
             ones = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-            accs[secs[s, 3]] += t0 * ((vs + u0) + (u1 + u2)) + dt * ones
+            if t0 != 0.0:  # RaBitQ's bit planes past the sign have t0 = 0
+                vs = np.float32(0.0)
+                u0 = np.float32(0.0)
+                u1 = np.float32(0.0)
+                u2 = np.float32(0.0)
+                i = 0
+                while i + 4 <= count:
+                    vs += v[i]
+                    u0 += v[i + 1]
+                    u1 += v[i + 2]
+                    u2 += v[i + 3]
+                    i += 4
+                while i < count:
+                    vs += v[i]
+                    i += 1
+                accs[secs[s, 3]] += t0 * ((vs + u0) + (u1 + u2)) + dt * ones
+            else:
+                accs[secs[s, 3]] += dt * ones
             continue
         elif width == 8 and c == 2:
             i = 0
@@ -801,3 +804,20 @@ def search_fused(x, qargs, native, store, exact, metric, flt, probes, probe_add,
     _fastscan_serial(native, store, (u8.reshape(-1), bias, scale),
                      (codes, secs, tables, vsp, sf, n_acc), metric, flt, probes, probe_add,
                      tune, out_keys, out_pos)
+
+
+@_dual
+def probe_scores(x, ct, out):
+    """out = x @ ct for a few queries (ct: centroids transposed, (d, nlist)): the inner loop
+    runs over contiguous centroids, so it vectorises without reassociating any sum."""
+    nq, d = x.shape
+    nlist = ct.shape[1]
+    for q in prange(nq):
+        row = out[q]
+        for l in range(nlist):
+            row[l] = 0.0
+        for j in range(d):
+            xj = x[q, j]
+            c = ct[j]
+            for l in range(nlist):
+                row[l] += xj * c[l]
