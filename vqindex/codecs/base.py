@@ -481,7 +481,9 @@ class Codec:
         """prepare_queries for validated float32 (nq, d) queries (no reference): the internal
         path of the indexes, which validate once at their public boundary. For the fast
         rotation (the default) one compiled call makes every table."""
-        fpa = self._fast_prepare_args()
+        # a few rows: one compiled call (row-by-row rotation); a batch: the 16-row tiled
+        # rotation (SIMD, threads) then the LUT kernels; the tables are the same (tested)
+        fpa = self._fast_prepare_args() if xq.shape[0] < 16 else None
         from ..kernels.driver import scan_setup
         qt_lut_max = scan_setup()[2]
         if fpa is not None:

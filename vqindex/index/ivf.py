@@ -26,7 +26,6 @@ class IndexIVFCodes(IndexListCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
     fastscan = True
-    fastscan_rerank = 4
 
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
         nlist = int(nlist)

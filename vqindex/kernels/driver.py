@@ -236,42 +236,27 @@ def estimate(add, sf_row, n_acc, a_ell, a_ip, accs):
             + a_ip * ip)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def heap_push3(keys, ids, vals, size, key, ident, val):
-    """`topk.heap_push` that carries a float payload `vals` along with the ids."""
-    cap = keys.shape[0]
-    if size < cap:
-        i = size
-        size += 1
-        while i > 0:
-            parent = (i - 1) >> 1
-            if keys[parent] >= key:
-                break
-            keys[i] = keys[parent]
-            ids[i] = ids[parent]
-            vals[i] = vals[parent]
-            i = parent
-    elif key < keys[0]:
-        i = 0
-        while True:
-            left = 2 * i + 1
-            if left >= cap:
-                break
-            child = left
-            if left + 1 < cap and keys[left + 1] > keys[left]:
-                child = left + 1
-            if keys[child] <= key:
-                break
-            keys[i] = keys[child]
-            ids[i] = ids[child]
-            vals[i] = vals[child]
-            i = child
-    else:
-        return size
-    keys[i] = key
-    ids[i] = ident
-    vals[i] = val
-    return size
+@njit(cache=True, nogil=True)
+def _keep_best(keys, ids, vals, size, keep):
+    """Keep the `keep` smallest keys of the buffer (ties to the earliest), in place; returns
+    the new size and the threshold: later candidates must have a key below it."""
+    kth = np.partition(keys[:size].copy(), keep - 1)[keep - 1]
+    less = 0
+    for u in range(size):
+        if keys[u] < kth:
+            less += 1
+    ties = keep - less
+    j = 0
+    for u in range(size):
+        k = keys[u]
+        if k < kth or (k == kth and ties > 0):
+            if k == kth:
+                ties -= 1
+            keys[j] = k
+            ids[j] = ids[u]
+            vals[j] = vals[u]
+            j += 1
+    return j, kth
 
 
 @njit(cache=True, nogil=True)
@@ -443,10 +428,15 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
     nchunks = (nq + qchunk - 1) // qchunk
     ntasks = nchunks * nsplit
-    hk = np.empty((nsplit, nq, rr), np.float32)
-    hp = np.empty((nsplit, nq, rr), np.int64)
-    ha = np.empty((nsplit, nq, rr), np.float32)
+    # shortlists: a buffer of 2 rr candidates under a threshold per (split, query); when it
+    # fills, the best rr are kept and the threshold drops to the rr-th key (amortised O(1)
+    # per candidate, where a heap costs O(log rr) and a cache miss per push)
+    cap = 2 * rr
+    hk = np.empty((nsplit, nq, cap), np.float32)
+    hp = np.empty((nsplit, nq, cap), np.int64)
+    ha = np.empty((nsplit, nq, cap), np.float32)
     hs = np.zeros((nsplit, nq), np.int64)
+    ht = np.full((nsplit, nq), np.inf, np.float32)
     maxpieces = 1
     for l in range(list_len.shape[0]):
         np_l = ((list_len[l] + 31) // 32 + piece - 1) // piece
@@ -515,17 +505,21 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                     else:
                         for v in range(nv):
                             kbuf[v] = sadd + base[v] + w0[v] * (b0 + s0 * np.float32(acc[0, t, v]))
-                    thr = keys[0] if size == rr else np.float32(np.inf)
+                    thr = ht[split, q]
                     for v in range(nv):
                         key = kbuf[v]
-                        if key < thr or size < rr:
+                        if key < thr:
                             i = row0 + v
                             if use_mask and mask[i] == 0:
                                 continue
-                            size = heap_push3(keys, ids, adds, size, key, i, add)
-                            if size == rr:
-                                thr = keys[0]
+                            keys[size] = key
+                            ids[size] = i
+                            adds[size] = add
+                            size += 1
+                            if size == cap:
+                                size, thr = _keep_best(keys, ids, adds, size, rr)
                     hs[split, q] = size
+                    ht[split, q] = thr
             a = b
     # exact rescoring of every split's shortlist, best approximate key first, top-k.
     # With `margin` > 0 (exact layouts: the approximation error is the uint8 rounding of
@@ -546,6 +540,13 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
         ca = np.empty(tot, np.float32)
         t = 0
         worst = np.float32(0.0)
+        # the rounding error's standard deviation per unit of vector scale, times the margin
+        sd0 = (abs(a_ip) * margin * lut_scale[0, q]
+               * np.float32(np.sqrt((acc_nib[1] - acc_nib[0]) / 12.0)))
+        sd1 = np.float32(0.0)
+        if n_acc > 1:
+            sd1 = (abs(a_ip) * margin * lut_scale[1, q]
+                   * np.float32(np.sqrt((acc_nib[2] - acc_nib[1]) / 12.0)))
         for split in range(nsplit):
             for u in range(hs[split, q]):
                 i = hp[split, q, u]
@@ -553,16 +554,14 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                 ci[t] = i
                 ca[t] = ha[split, q, u]
                 if margin > 0:
-                    e = np.float32(0.0)
-                    for ac in range(n_acc):
-                        m = acc_nib[ac + 1] - acc_nib[ac]
-                        e += abs(sf[i, ac]) * lut_scale[ac, q] * np.float32(np.sqrt(m / 12.0))
-                    e *= abs(a_ip) * margin
+                    e = abs(sf[i, 0]) * sd0
+                    if n_acc > 1:
+                        e += abs(sf[i, 1]) * sd1
                     if e > worst:
                         worst = e
                 t += 1
         order = np.argsort(ck, kind="mergesort")
-        for u in range(tot):
+        for u in range(min(tot, rr)):
             o = order[u]
             if margin > 0 and size == k and ck[o] - worst > keys[0]:
                 break
