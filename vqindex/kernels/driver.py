@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from .bits import read_field
 from .fastscan import quantize_query, scan_q_numba
 from .rotation import rotate_row
-from .topk import heap_push
+from .topk import heap_push, heap_sorted
 
 MAX_ACC = 2
 
@@ -259,17 +259,6 @@ def _keep_best(keys, ids, vals, size, keep):
     return j, kth
 
 
-@njit(cache=True, nogil=True)
-def _heap_sorted_with(keys, ids, size, out_keys, out_ids):
-    order = np.argsort(keys[:size], kind="mergesort")
-    for t in range(size):
-        out_keys[t] = keys[order[t]]
-        out_ids[t] = ids[order[t]]
-    for t in range(size, out_keys.shape[0]):
-        out_keys[t] = np.inf
-        out_ids[t] = -1
-
-
 @_dual
 def exact_search(exact, metric, seg_start, seg_end, seg_add, positions, flt, out_keys,
                  out_pos):
@@ -298,7 +287,7 @@ def exact_search(exact, metric, seg_start, seg_end, seg_add, positions, flt, out
                 exact_accs(codes[i], secs, tables, vsp, q, accs)
                 key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
                 size = heap_push(keys, ids, size, key, i)
-        _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
+        heap_sorted(keys, ids, size, out_keys[q], out_pos[q])
 
 
 @_dual
@@ -569,7 +558,7 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
             exact_accs(codes[i], secs, tables, vsp, q, accs)
             key = sign * estimate(ca[o], sf[i], n_acc, a_ell, a_ip, accs)
             size = heap_push(keys, ids, size, key, i)
-        _heap_sorted_with(keys, ids, size, out_keys[q], out_pos[q])
+        heap_sorted(keys, ids, size, out_keys[q], out_pos[q])
 
 
 # --------------------------------------------------------------------------- query tables
@@ -677,7 +666,7 @@ def refine_topk(vectors, rows, x, is_ip, out_keys, out_slot):
                 continue
             s = float_key(vectors[r], xq, is_ip)
             size = heap_push(keys, ids, size, s, t)
-        _heap_sorted_with(keys, ids, size, out_keys[q], out_slot[q])
+        heap_sorted(keys, ids, size, out_keys[q], out_slot[q])
 
 
 @_dual

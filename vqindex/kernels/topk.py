@@ -47,8 +47,8 @@ def heap_push(keys, ids, size, key, ident):
 
 @njit(cache=True, nogil=True)
 def heap_sorted(keys, ids, size, out_keys, out_ids):
-    """Write the heap contents ascending; pad with +inf / -1."""
-    order = np.argsort(keys[:size])
+    """Write the heap contents ascending (stable for equal keys); pad with +inf / -1."""
+    order = np.argsort(keys[:size], kind="mergesort")
     for t in range(size):
         out_keys[t] = keys[order[t]]
         out_ids[t] = ids[order[t]]
