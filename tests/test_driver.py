@@ -233,9 +233,9 @@ def test_fused_query_tables_equal_the_general_path(codec):
     x = gauss(33, 48, 4)
     for rows in (slice(0, 1), slice(0, 5), slice(0, 33)):
         fast = c._prepare_trusted(x[rows], 1)
-        c._fpa = (c._layout_version, None)  # force the general path
+        c._derived_cache["fast_prepare"] = None  # force the general path
         ref = c._prepare_trusted(x[rows], 1)
-        del c._fpa
+        del c._derived_cache["fast_prepare"]
         np.testing.assert_array_equal(fast.spaces, ref.spaces)
         np.testing.assert_allclose(fast.qnorm2, ref.qnorm2, rtol=1e-6)
         for a, b in zip(fast.fast_luts(), ref.fast_luts()):

@@ -157,39 +157,37 @@ class Codec:
         self.lut_size = lut_off
         self._group_index = {}
         self._layout_version = getattr(self, "_layout_version", 0) + 1
+        self.__dict__.pop("_derived_cache", None)
+
+    _layout_version = 0
+
+    def _derived(self, name, build):
+        """What `build()` makes from the codec's layout, built once; `_finish_layout` (the
+        only place the layout changes) drops it."""
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        if name not in cache:
+            cache[name] = build()
+        return cache[name]
 
     @property
     def key(self):
         """The codec's identity (class and every code-changing parameter): query tables carry
         it, so tables prepared by another codec are refused."""
-        k = getattr(self, "_key", None)
-        if k is None or k[0] != self._layout_version:
-            import json
-            k = (self._layout_version, type(self).__name__ + json.dumps(self.params(), sort_keys=True))
-            self._key = k
-        return k[1]
-
-    _layout_version = 0
+        import json
+        return self._derived("key", lambda: type(self).__name__ + json.dumps(
+            self.params(), sort_keys=True))
 
     @property
     def scan_layout(self):
         """The fast-scan sub-code layout (codecs.layout.ScanLayout), built once."""
-        lay = getattr(self, "_scan_layout", None)
-        if lay is None or lay[0] != self._layout_version:
-            from .layout import ScanLayout
-            lay = (self._layout_version, ScanLayout(self))
-            self._scan_layout = lay
-        return lay[1]
+        from .layout import ScanLayout
+        return self._derived("scan_layout", lambda: ScanLayout(self))
 
     @property
     def exact_tables(self):
         """(secs int64 (S, 7), tables float32): the exact estimator of kernels.driver."""
-        t = getattr(self, "_exact", None)
-        if t is None or t[0] != self._layout_version:
-            from .layout import exact_tables
-            t = (self._layout_version, exact_tables(self))
-            self._exact = t
-        return t[1]
+        from .layout import exact_tables
+        return self._derived("exact_tables", lambda: exact_tables(self))
 
     @property
     def n_spaces(self):
@@ -463,19 +461,18 @@ class Codec:
     def _fast_prepare_args(self):
         """(rot, proj) for kernels.driver.prepare_queries_fast, or None when this codec's
         query tables need the general path (dense rotation, centre, Gaussian projection)."""
-        args = getattr(self, "_fpa", None)
-        if args is None or args[0] != self._layout_version:
-            val = None
-            if self.center is None and self.rotation.kind == "fast" and self.n_spaces <= 2:
-                rot = (self.rotation._signs, self.rotation._perms, np.int64(self.rotation._p))
-                proj = getattr(self, "_proj", None)
-                if self.n_spaces == 1:
-                    val = (rot, (False, rot[0], rot[1], rot[2]))
-                elif proj is not None and proj.kind == "fast":
-                    val = (rot, (True, proj._signs, proj._perms, np.int64(proj._p)))
-            args = (self._layout_version, val)
-            self._fpa = args
-        return args[1]
+        return self._derived("fast_prepare", self._build_fast_prepare_args)
+
+    def _build_fast_prepare_args(self):
+        if self.center is not None or self.rotation.kind != "fast" or self.n_spaces > 2:
+            return None
+        rot = (self.rotation._signs, self.rotation._perms, np.int64(self.rotation._p))
+        if self.n_spaces == 1:
+            return rot, (False, rot[0], rot[1], rot[2])
+        proj = getattr(self, "_proj", None)
+        if proj is not None and proj.kind == "fast":
+            return rot, (True, proj._signs, proj._perms, np.int64(proj._p))
+        return None
 
     def _prepare_trusted(self, xq, num_threads=1):
         """prepare_queries for validated float32 (nq, d) queries (no reference): the internal

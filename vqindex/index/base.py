@@ -124,18 +124,13 @@ class Index:
         return lims, self._keys_to_distances(keys).astype(np.float32), ids.astype(np.int64)
 
     def _range_keys(self, x, radius, p):
-        """(lims, keys, ids) of the range search; default: a full search, thresholded."""
-        keys, ids = self._search_keys(x, self.ntotal, p, for_range=True)
-        dist = self._keys_to_distances(keys)
-        ok = (ids >= 0) & ((dist > radius) if self._is_ip else (dist < radius))
-        lims = np.zeros(x.shape[0] + 1, np.int64)
-        lims[1:] = np.cumsum(ok.sum(axis=1))
-        return lims, keys[ok], ids[ok]
+        """(lims, keys, ids) of the range search (each index kind has its own kernel)."""
+        raise NotImplementedError
 
     def assign(self, x, k, params=None):
         return self.search(x, k, params)[1]
 
-    def _search_keys(self, x, k, p, for_range=False):
+    def _search_keys(self, x, k, p):
         raise NotImplementedError
 
 
@@ -410,7 +405,6 @@ class IndexCodes(Index):
                       positions=None):
         """Exact estimates over segments of rows (or of `positions`), top-k; (keys, rows)."""
         from ..kernels import driver as _drv
-        secs, tables = self.codec.exact_tables
         a_ell, a_ip = self._metric_ab()
         nq = seg_start.shape[0]
         keys = np.empty((nq, k), np.float32)
@@ -426,7 +420,6 @@ class IndexCodes(Index):
                      use_mask):
         """Range search by exact estimates: (lims, keys, rows) of keys < the radius key."""
         from ..kernels import driver as _drv
-        secs, tables = self.codec.exact_tables
         a_ell, a_ip = self._metric_ab()
         nq = seg_start.shape[0]
         kmax = np.full(nq, -radius if self._is_ip else radius, np.float32)
@@ -487,15 +480,6 @@ class IndexListCodes(IndexCodes):
             live = self._store.ids[self._store.rows()]
             self._max_id = int(live.max()) if live.size else -1
         return self._max_id + 1
-
-    def _lists_for(self, n):
-        return np.zeros(n, np.int64)
-
-    def _append(self, codes, sf, ids, x, lists=None):
-        lists = self._lists_for(len(ids)) if lists is None else lists
-        self._store.append(np.asarray(lists, np.int64), codes, sf, ids)
-        if len(ids) and self._max_id is not None:
-            self._max_id = max(self._max_id, int(ids.max()))
 
     #: bytes of temporaries per encoding step of `add` (rows are encoded in chunks and
     #: written straight into their final storage rows)

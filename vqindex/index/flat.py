@@ -26,7 +26,7 @@ class IndexFlatCodes(IndexListCodes):
     def _query_add(self, qt):
         return (qt.qdotc if self._is_ip else qt.qnorm2).astype(np.float32)
 
-    def _search_keys(self, x, k, p, for_range=False):
+    def _search_keys(self, x, k, p):
         nt = resolve_threads(p.num_threads)
         fast = self.fastscan and self.ntotal >= self.exact_below
         codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(p, fast)

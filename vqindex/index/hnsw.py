@@ -255,7 +255,7 @@ class IndexHNSWCodes(IndexCodes):
             self._clear_graph()
 
     # ------------------------------------------------------------------ search
-    def _search_keys(self, x, k, p, for_range=False):
+    def _search_keys(self, x, k, p):
         nt = resolve_threads(p.num_threads)
         with self._lock:  # a consistent snapshot (add replaces these arrays)
             codes, sf, ids = self._codes, self._sf, self._ids
@@ -266,7 +266,7 @@ class IndexHNSWCodes(IndexCodes):
         queries = self.codec._prepare_trusted(x, nt)
         nq = len(queries)
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
-        if for_range or entry < 0:
+        if entry < 0:
             return self._flat_keys(queries, k, nt, codes, sf, ids, mask, use_mask)
         if use_mask:
             allowed = int(mask.sum())

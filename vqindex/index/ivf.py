@@ -149,13 +149,7 @@ class IndexIVFCodes(IndexListCodes):
         return codes[:, : self.codec._code_bytes], sf
 
     def _references(self, pos):
-        return self.centroids[self._lists_of_rows(pos)]
-
-    def _lists_of_rows(self, rows):
-        st = self._store
-        nonempty = np.flatnonzero(st.len > 0)
-        order = nonempty[np.argsort(st.row0[nonempty], kind="stable")]
-        return order[np.searchsorted(st.row0[order], rows, side="right") - 1]
+        return self.centroids[self._store.lists_of(pos)]
 
     @property
     def _list_of(self):
@@ -166,7 +160,7 @@ class IndexIVFCodes(IndexListCodes):
         return self._store.len.copy()
 
     # ------------------------------------------------------------------ search
-    def _search_keys(self, x, k, p, for_range=False):
+    def _search_keys(self, x, k, p):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
         fast = self.fastscan and self.ntotal >= 256

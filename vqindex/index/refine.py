@@ -3,7 +3,6 @@ import numpy as np
 
 from .._validation import as_ids
 from .base import Index
-from .params import METRIC_L2
 
 __all__ = ["IndexRefine"]
 
@@ -86,7 +85,7 @@ class IndexRefine(Index):
             raise KeyError(f"id {int(bad)} is not in the index")
         return order[at]
 
-    def _search_keys(self, x, k, p, for_range=False):
+    def _search_keys(self, x, k, p):
         from ..kernels import driver as _drv
         from ..kernels._threads import maybe_threads, resolve_threads
         kf = p.k_factor if p.k_factor is not None else 1.0

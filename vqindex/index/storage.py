@@ -2,12 +2,12 @@
 
 Each list owns a slot of `cap` rows in the row arrays (codes, sf, ids) and a slot of `bcap`
 blocks in the fast-scan block array; its `len` rows are rows row0 .. row0+len of the row
-arrays and vectors 0 .. len of its blocks. Adding b rows to a list writes them after its
-last row (and repacks only its last partial block); a full list moves to a new slot of twice
-the size at the end of the arrays, which grow by doubling. Removing rows writes the list's
-kept rows to a new slot. So `append` and `remove` cost O(batch + touched lists) amortized, and
-rows outside every list (old slots, "holes") are reclaimed by `compact` when they outnumber
-the live ones.
+arrays and vectors 0 .. len of its blocks. Adding rows (`reserve`, the caller writes them,
+`commit`) puts them after each list's last row, and the blocks repack only from a list's last
+partial block. A full list moves to a new slot of twice the size at the end of the arrays,
+which grow by doubling. Removing rows writes the list's kept rows to a new slot. So adds and
+removals cost O(batch + touched lists) amortized, and rows outside every list (old slots,
+"holes") are reclaimed by `compact` when they outnumber the live ones.
 
 Concurrency: a search takes a `snapshot()` (the arrays and copies of the list tables) under
 the index lock and then reads without it. Writers never change a row or block that a list
@@ -74,6 +74,12 @@ class ListStore:
         """(rows, list of each row) of the live vectors."""
         rows = self.rows()
         return rows, np.repeat(np.arange(self.nlist, dtype=np.int64), self.len)
+
+    def lists_of(self, rows):
+        """The list of each live storage row (lists are disjoint row ranges)."""
+        nonempty = np.flatnonzero(self.len > 0)
+        order = nonempty[np.argsort(self.row0[nonempty], kind="stable")]
+        return order[np.searchsorted(self.row0[order], rows, side="right") - 1]
 
     def lookup(self):
         """(sorted ids, rows) of the live vectors (kept up to date incrementally)."""
@@ -173,14 +179,6 @@ class ListStore:
             at = np.searchsorted(sids, ids[o2])
             self._lookup = (np.insert(sids, at, ids[o2]), np.insert(srows, at, dest[o2]))
 
-    def append(self, lists, codes, sf, ids):
-        """Add rows in one step: reserve, write, commit."""
-        dest = self.reserve(lists)
-        self.codes[dest] = codes
-        self.sf[dest] = sf
-        self.ids[dest] = ids
-        self.commit(lists, dest, ids)
-
     def _rebuild(self, caps):
         """New arrays with slot sizes `caps`, holding the current lists (compaction)."""
         tot = int(caps.sum())
@@ -206,11 +204,7 @@ class ListStore:
         if rows.shape[0] == 0:
             return 0
         rows = np.unique(rows)
-        # the list of each row: lists are disjoint row ranges
-        nonempty = np.flatnonzero(self.len > 0)
-        order = nonempty[np.argsort(self.row0[nonempty], kind="stable")]
-        lo = self.row0[order]
-        which = order[np.searchsorted(lo, rows, side="right") - 1]
+        which = self.lists_of(rows)
         for l in np.unique(which):
             drop = rows[which == l] - self.row0[l]
             keep = np.setdiff1d(np.arange(self.len[l]), drop)
