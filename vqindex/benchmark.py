@@ -797,9 +797,11 @@ def write_outputs(report, out, log=print):
         json.dump(report, f, indent=1, default=str)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(summary_markdown(report))
+    written = "results.json, summary.md"
     try:
         plot_recall_qps(report, os.path.join(out, "recall_qps.png"))
+        written += ", recall_qps.png"
     except ImportError as e:
         report["notes"].append(f"no plot: {e}")
-        log(f"note: no plot ({e})")
-    log(f"wrote {out}/results.json, summary.md, recall_qps.png")
+        log(f"note: no plot ({e}; pip install matplotlib)")
+    log(f"wrote {out}/{written}")

@@ -135,8 +135,13 @@ def _cmd_summarize(a):
         report = json.load(f)
     with open(os.path.join(a.dir, "summary.md"), "w") as f:
         f.write(B.summary_markdown(report))
-    B.plot_recall_qps(report, os.path.join(a.dir, "recall_qps.png"))
-    print(f"wrote {a.dir}/summary.md, recall_qps.png")
+    written = "summary.md"
+    try:
+        B.plot_recall_qps(report, os.path.join(a.dir, "recall_qps.png"))
+        written += ", recall_qps.png"
+    except ImportError as e:
+        print(f"note: no plot ({e}; pip install matplotlib)")
+    print(f"wrote {a.dir}/{written}")
     return 0
 
 
