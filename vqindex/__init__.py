@@ -4,9 +4,12 @@ FAISS-compatible indexes (Flat, IVF, HNSW, Refine) over RaBitQ, TurboQuant, EDEN
 BlockQuant codes. See README.md and ../shared/spec/codecs.md for the math.
 """
 from . import datasets
+from .errors import (ArgumentError, ArgumentTypeError, CodecMismatchError, DatasetError,
+                     IdNotFoundError, IndexFileError, NotTrainedError, TrainingError,
+                     ValueOverflowError, VQIndexError)
 from .codecs import BlockQuant, Codec, EDEN, RaBitQ, Rotation, TurboQuantMSE, TurboQuantProd
 from .factory import codec_factory, index_factory
-from .io import IndexFileError, read_index, write_index
+from .io import read_index, write_index
 from .index import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, Index, IndexFlatCodes,
                     IndexIVFCodes, IndexRefine, SearchParams)
 
@@ -19,4 +22,6 @@ __all__ = ["BlockQuant", "Codec", "EDEN", "RaBitQ", "Rotation", "TurboQuantMSE",
            "TurboQuantProd", "codec_factory", "index_factory", "datasets", "Index",
            "IndexFlatCodes", "IndexIVFCodes", "IndexRefine", "SearchParams", "METRIC_L2",
            "METRIC_INNER_PRODUCT", "METRIC_COSINE", "read_index", "write_index", "IndexFileError",
-           "IndexHNSWCodes", "knn_ground_truth", "recall_at_k"]
+           "IndexHNSWCodes", "knn_ground_truth", "recall_at_k", "VQIndexError", "NotTrainedError",
+           "DatasetError", "ArgumentError", "ArgumentTypeError", "ValueOverflowError",
+           "IdNotFoundError", "CodecMismatchError", "TrainingError"]

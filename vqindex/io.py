@@ -51,6 +51,8 @@ import tempfile
 
 import numpy as np
 
+from .errors import IndexFileError
+
 __all__ = ["write_index", "read_index", "IndexFileError", "FORMAT_VERSION", "MAGIC",
            "ALLOWED_DTYPES"]
 
@@ -70,8 +72,6 @@ INDEX_TYPES = ("flat", "ivf", "hnsw", "refine")
 _MAX_HEADER = 1 << 30
 
 
-class IndexFileError(ValueError):
-    """The file is not a valid vqindex index file (or was written by a newer version)."""
 
 
 def _codec_classes():
