@@ -1,19 +1,14 @@
-"""Smoke test of bench/codecs.py: tiny run, JSON rows with the expected keys and sane values."""
-import importlib.util
+"""Smoke test of vqindex.bench.codecs (bench/codecs.py wraps it): tiny run, JSON rows with the
+expected keys and sane values."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "codecs.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_codecs", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from vqindex.bench import codecs
+    return codecs
 
 
 @pytest.mark.parametrize("use_faiss", [True, False])

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqindex import benchmark as B
 from vqindex import cli
+from vqindex.bench import sweep as B
 
 TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "pypi-minilm-384-angular-tiny.hdf5"
 
@@ -79,16 +79,33 @@ def test_parse_config_spec():
 
 # ---------------------------------------------------------------------------- runs
 _PLOT = importlib.util.find_spec("matplotlib") is not None  # plots need the bench extra
-def test_quick_sweep(tmp_path):
+_HNSWLIB = importlib.util.find_spec("hnswlib") is not None  # a peer of the bench extra
+
+
+def test_quick_sweep(tmp_path, capsys):
     path = _tiny()
     rc = cli.main(["sweep", "--dataset", path, "--methods", "vqindex,faiss,hnswlib", "--quick",
-                   "--out", str(tmp_path), "--no-progress"])
+                   "--out", str(tmp_path)])
     assert rc == 0
+    out = capsys.readouterr()
+    assert "\r" not in out.out + out.err  # no progress bar when stderr is not a terminal
+    assert "metric=angular" in out.out
+    if not _HNSWLIB:
+        assert "hnswlib: library 'hnswlib' not installed" in out.out
     for f in ("results.json", "summary.md") + _PLOT * ("recall_qps.png",):
         assert (tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0
     rep = json.loads((tmp_path / "results.json").read_text())
     rows = rep["results"]
-    assert {r["method"] for r in rows} == {"vqindex", "faiss", "hnswlib"}
+    assert {r["method"] for r in rows} == {"vqindex", "faiss"} | ({"hnswlib"} if _HNSWLIB else set())
+    assert rep["meta"]["complete"] and rep["failures"] == []
+    env = rep["meta"]["environment"]
+    import vqindex
+    assert env["vqindex"] == vqindex.__version__ and "commit" in env
+    assert {"numpy", "numba", "faiss"} <= set(env["versions"]) and env["versions"]["numpy"] == np.__version__
+    assert env["cpu"]["model"] and isinstance(env["cpu"]["simd"], list) and env["native"]["backend"]
+    for r in rows:  # one-query-per-call latency percentiles, in milliseconds
+        assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
+        assert r["latency_mean_ms"] == pytest.approx(1e3 / r["qps_single"], rel=1e-6)
     for r in rows:
         for key in ("method", "index", "query_params", "k", "threads", "dataset", "n", "d", "metric",
                     "build_s", "bytes_per_vector", "recall", "id_recall", "recall_1_at", "qps_batch",
@@ -155,6 +172,117 @@ def test_errors_one_line(argv, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert err.startswith("vqindex-bench: error:")
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def _two_config_sweep(out, extra=()):
+    return cli.main(["sweep", "--dataset", _tiny(), "--methods", "vqindex", "--quick", "--out", str(out),
+                     "--configs", "vqindex:IVF32,EDEN4:nprobe=2", "vqindex:EDEN2", *extra])
+
+
+def test_resume_continues_a_killed_sweep(tmp_path, capsys):
+    assert _two_config_sweep(tmp_path) == 0
+    path = tmp_path / "results.json"
+    full = json.loads(path.read_text())
+    assert full["done_configs"] == ["vqindex EDEN2", "vqindex IVF32,EDEN4"]
+    # a sweep killed after its first config: results.json as it was saved then
+    killed = dict(full, results=[r for r in full["results"] if r["index"] == "IVF32,EDEN4"],
+                  done_configs=["vqindex IVF32,EDEN4"], meta=dict(full["meta"], complete=False))
+    path.write_text(json.dumps(killed))
+    capsys.readouterr()
+    assert _two_config_sweep(tmp_path, ["--resume"]) == 0
+    assert "resumed: 1 finished config(s)" in capsys.readouterr().out
+    again = json.loads(path.read_text())
+    assert again["meta"]["complete"] and again["done_configs"] == full["done_configs"]
+    kept = [r for r in again["results"] if r["index"] == "IVF32,EDEN4"]
+    assert kept == killed["results"]  # not run again (same timings)
+    assert [r["index"] for r in again["results"]] == ["IVF32,EDEN4", "EDEN2"]
+    # another sweep's results are refused
+    rc = cli.main(["sweep", "--dataset", _tiny(), "--methods", "vqindex", "--quick", "--k", "5",
+                   "--out", str(tmp_path), "--resume", "--configs", "vqindex:EDEN2"])
+    assert rc == 2 and "comes from another sweep" in capsys.readouterr().err
+
+
+def test_failed_config_exits_nonzero(tmp_path, capsys):
+    rc = cli.main(["sweep", "--dataset", _tiny(), "--methods", "vqindex", "--quick", "--out", str(tmp_path),
+                   "--configs", "vqindex:EDEN2", "vqindex:NoSuchCodec4"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "1 configuration(s) failed" in err and "NoSuchCodec4" in err
+    rep = json.loads((tmp_path / "results.json").read_text())
+    assert len(rep["failures"]) == 1 and [r["index"] for r in rep["results"]] == ["EDEN2"]
+    assert "## Failures" in (tmp_path / "summary.md").read_text()
+
+
+def _report(rows, **meta):
+    base = {"dataset": "x", "n": 10, "d": 4, "metric": "euclidean", "k": 10, "threads": 1}
+    return {"meta": dict(base, **meta), "results": rows, "notes": []}
+
+
+def _row(method, recall, qb, qs, index="I"):
+    return {"method": method, "index": index, "query_params": {}, "recall": recall,
+            "recall_single": recall, "qps_batch": qb, "qps_single": qs}
+
+
+def test_compare(tmp_path, capsys):
+    a = _report([_row("vqindex", 0.85, 100.0, 50.0), _row("vqindex", 0.96, 40.0, 20.0),
+                 _row("faiss", 0.99, 10.0, 5.0)])
+    b = _report([_row("vqindex", 0.85, 300.0, 100.0), _row("vqindex", 0.97, 60.0, 30.0)])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b.json"), "--qps", "batch"]) == 0
+    out = capsys.readouterr().out
+    assert "| vqindex | batch | 0.80 | 100 | 300 | 3.000 |" in out
+    assert "| vqindex | batch | 0.95 | 40 | 60 | 1.500 |" in out
+    assert "| vqindex | batch | 0.99 | - | - | - |" in out
+    assert "| faiss | batch | 0.99 | 10 | - | - |" in out
+    from vqindex.bench import compare as C
+    rows = C.compare(a, b, (0.9,), ("qps_single",))
+    assert [(r["method"], r["ratio"]) for r in rows] == [("vqindex", 1.5), ("faiss", None)]
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "nope.json")]) == 2
+    assert "nope.json not found" in capsys.readouterr().err
+
+
+def test_datasets_command(tmp_path, capsys):
+    (tmp_path / "sift-128-euclidean.hdf5").write_bytes(b"")
+    assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = [line for line in lines if line.startswith("sift-128-euclidean ")][0]
+    assert "euclidean" in row and " yes " in row and "ann-benchmarks.com/sift-128-euclidean.hdf5" in row
+    row = [line for line in lines if line.startswith("gist-960-euclidean ")][0]
+    assert " no " in row
+
+
+def test_config_and_warmup_commands(capsys):
+    assert cli.main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "native backend:" in out and "numba cache:" in out and "numpy" in out
+    from vqindex.bench.warmup import warmup
+    import vqindex
+    rows = warmup(log=None, metrics=(vqindex.METRIC_L2,), indexes=("EDEN2",), n=300)
+    assert [r[:2] for r in rows] == [("EDEN2", "L2")]
+
+
+@pytest.mark.skipif(not _PLOT, reason="matplotlib not installed (the bench extra)")
+def test_plot_pareto_lines(tmp_path):
+    rep = _report([_row("vqindex", 0.8, 100.0, 50.0, "A"), _row("vqindex", 0.9, 80.0, 40.0, "B"),
+                   _row("vqindex", 0.85, 50.0, 30.0, "B"), _row("faiss", 0.95, 60.0, 20.0)])
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    seen = {}
+    real = plt.Figure.savefig
+
+    def grab(fig, *a, **kw):
+        seen["lines"] = [(ln.get_label(), list(ln.get_xdata())) for ln in fig.axes[0].get_lines()]
+        seen["scatter"] = len(fig.axes[0].collections)
+        return real(fig, *a, **kw)
+    import unittest.mock
+    with unittest.mock.patch.object(plt.Figure, "savefig", grab):
+        B.plot_recall_qps(rep, str(tmp_path / "p.png"))
+        assert seen["lines"] == [("vqindex", [0.8, 0.9]), ("faiss", [0.95])] and seen["scatter"] == 0
+        B.plot_recall_qps(rep, str(tmp_path / "p.png"), all_points=True)
+        assert seen["scatter"] == 2  # every point, one scatter per method
 
 
 def test_console_script_declared():

@@ -1,14 +1,19 @@
 """`vqindex-bench`: recall/QPS sweeps against peers, codec distortion and encode time.
 
     vqindex-bench sweep --dataset pypi-minilm-384-angular --methods vqindex,faiss,hnswlib \\
-        --threads 1 --k 10 --out /tmp/sweep
+        --threads 1 --k 10 --out /tmp/sweep          # --resume continues a killed sweep
     vqindex-bench summarize /tmp/sweep      # summary.md + recall_qps.png again from results.json
+    vqindex-bench compare A/results.json B/results.json     # QPS ratios at recall thresholds
+    vqindex-bench datasets                  # known data set names, which are cached here
     vqindex-bench distortion --dataset glove-50-angular-100k --bits 1,2,3,4 --n 20000 --out DIR
     vqindex-bench encode-time --dims 200,1536,3072 --n 100000 --bits 4 --out DIR
+    vqindex-bench warmup                    # compile every numba kernel once after install
+    vqindex-bench config                    # versions, native backend, CPU, numba cache
 
-`sweep` lives in vqindex.benchmark (peer adapters in the repository's bench/peers.py);
-`distortion` and `encode-time` run the repository's bench/codecs.py. Errors (unknown data
-set, bad arguments) print one line on stderr and exit with status 2.
+Everything runs from the installed package (vqindex.bench: the sweep, one adapter module per
+peer, the codec benchmark). Exit status: 0 ok, 1 when a configuration failed (its error is
+printed and recorded in results.json), 2 for a user error (unknown data set, bad
+arguments: one line on stderr).
 """
 import argparse
 import json
@@ -18,6 +23,9 @@ import sys
 __all__ = ["main", "build_parser"]
 
 PROG = "vqindex-bench"
+
+
+METHODS = ("vqindex", "faiss", "hnswlib", "rabitqlib", "turbovec", "scann", "usearch")
 
 
 class CLIError(Exception):
@@ -50,7 +58,8 @@ def build_parser():
     s.add_argument("--dataset", required=True, help="data set name or path (vqindex.datasets.load)")
     s.add_argument("--n", type=int, default=None, help="random subset of n train vectors (ground truth recomputed)")
     s.add_argument("--methods", default="vqindex,faiss,hnswlib,rabitqlib,turbovec",
-                   help="comma list of vqindex, faiss, hnswlib, rabitqlib, turbovec (default: %(default)s)")
+                   help=f"comma list of {', '.join(METHODS)}; a peer whose library is missing is "
+                        f"skipped with a note (default: %(default)s)")
     s.add_argument("--threads", type=int, default=1, help="search threads for every method (default: 1)")
     s.add_argument("--build-threads", type=int, default=None,
                    help="build threads (default: every core; recorded as build_threads)")
@@ -71,17 +80,38 @@ def build_parser():
     s.add_argument("--batch-budget", type=float, default=4.0,
                    help="a batch point projected to take longer runs fewer queries, >= 50 (default: 4 s; 0: off)")
     s.add_argument("--r1-nq", type=int, default=500, help="queries for the k=64 Recall@1@k search (default: 500)")
-    s.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    s.add_argument("--no-progress", action="store_true",
+                   help="no tqdm progress bar (there is none anyway when stderr is not a terminal)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out: keep its finished configs, run the rest")
+    s.add_argument("--all-points", action="store_true",
+                   help="the plot also shows every measured point, not only each method's Pareto line")
 
     r = sub.add_parser("summarize", help="rewrite summary.md and recall_qps.png from DIR/results.json")
     r.add_argument("dir", help="a sweep --out directory")
+    r.add_argument("--all-points", action="store_true", help="plot every point, not only Pareto lines")
+
+    c = sub.add_parser("compare", help="QPS ratios B/A of two sweeps at recall thresholds, per method")
+    c.add_argument("a", help="results.json (or its folder) of the baseline sweep A")
+    c.add_argument("b", help="results.json (or its folder) of sweep B")
+    c.add_argument("--thresholds", default="0.8,0.9,0.95,0.99", help="recall thresholds (default: %(default)s)")
+    c.add_argument("--qps", choices=("batch", "single", "both"), default="both",
+                   help="which QPS to compare (default: %(default)s)")
+
+    ds = sub.add_parser("datasets", help="known data set names, their addresses and which are cached")
+    ds.add_argument("--data-dir", default=None, help="data folder (default: $VQINDEX_DATA or the user cache)")
+
+    w = sub.add_parser("warmup", help="compile every numba kernel once (fills the numba cache)")
+    w.add_argument("--quiet", action="store_true", help="print only the total time")
+
+    sub.add_parser("config", help="print vqindex.show_config(): versions, native backend, CPU, numba cache")
 
     d = sub.add_parser("distortion", help="codec distortion (vNMSE, IP error, bias) vs bits, ours and FAISS")
     d.add_argument("--dataset", required=True, help="data set name or path, or random:<d>")
     d.add_argument("--bits", default="1,2,3,4", help="bit widths (default: %(default)s)")
     d.add_argument("--n", type=int, default=20000, help="vectors encoded (default: 20000)")
     d.add_argument("--nq", type=int, default=100, help="queries for the IP error (default: 100)")
-    d.add_argument("--codecs", default=None, help="codec families (default: bench/codecs.py's)")
+    d.add_argument("--codecs", default=None, help="codec families (default: vqindex.bench.codecs')")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--no-faiss", action="store_true", help="skip FAISS's codecs")
     d.add_argument("--out", default=None, help="directory for distortion.json/.md/.png")
@@ -90,7 +120,7 @@ def build_parser():
     e.add_argument("--dims", default="200,1536,3072", help="dimensions (default: %(default)s)")
     e.add_argument("--n", type=int, default=100000, help="vectors encoded per timing (default: 100000)")
     e.add_argument("--bits", default="4", help="bit widths (default: 4)")
-    e.add_argument("--codecs", default=None, help="codec families (default: bench/codecs.py's)")
+    e.add_argument("--codecs", default=None, help="codec families (default: vqindex.bench.codecs')")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--repeat", type=int, default=3)
     e.add_argument("--no-faiss", action="store_true", help="skip FAISS's codecs")
@@ -100,7 +130,7 @@ def build_parser():
 
 # ---------------------------------------------------------------------------- sweep
 def _cmd_sweep(a):
-    from . import benchmark as B
+    from .bench import sweep as B
     if a.threads < 1 or (a.build_threads is not None and a.build_threads < 1):
         raise CLIError("--threads and --build-threads must be >= 1")
     if a.k < 1 or a.k > 64:
@@ -112,22 +142,32 @@ def _cmd_sweep(a):
         except ValueError as e:
             raise CLIError(str(e)) from None
     methods = _csv(a.methods)
-    known = ("vqindex", "faiss", "hnswlib", "rabitqlib", "turbovec", "scann", "usearch")
-    bad = [m for m in methods if m.lower() not in known]
+    bad = [m for m in methods if m.lower() not in METHODS]
     if bad or not methods:
-        raise CLIError(f"unknown method(s) {', '.join(bad) or '(none)'}; known: {', '.join(known)}")
+        raise CLIError(f"unknown method(s) {', '.join(bad) or '(none)'}; known: {', '.join(METHODS)}")
+    if a.resume and not a.out:
+        raise CLIError("--resume needs --out (the folder of the sweep to continue)")
     opts = B.SweepOptions(dataset=a.dataset, n=a.n, methods=tuple(methods), threads=a.threads,
                           build_threads=a.build_threads, k=a.k, out=a.out, configs=configs,
                           quick=a.quick, nq=a.nq, nq_slow=a.nq_slow, single_cap=a.single_cap,
                           single_cap_slow=a.single_cap_slow, single_budget_s=a.single_budget,
                           batch_budget_s=a.batch_budget,
-                          r1_nq=a.r1_nq, progress=not a.no_progress)
-    B.run_sweep(opts)
+                          r1_nq=a.r1_nq, progress=not a.no_progress, resume=a.resume,
+                          all_points=a.all_points)
+    try:
+        report = B.run_sweep(opts)
+    except B.SweepError as e:
+        raise CLIError(str(e)) from None
+    if report["failures"]:
+        print(f"{PROG}: {len(report['failures'])} configuration(s) failed:", file=sys.stderr)
+        for msg in report["failures"]:
+            print(f"  {msg}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _cmd_summarize(a):
-    from . import benchmark as B
+    from .bench import sweep as B
     path = os.path.join(a.dir, "results.json")
     if not os.path.isfile(path):
         raise CLIError(f"{path} not found")
@@ -137,7 +177,7 @@ def _cmd_summarize(a):
         f.write(B.summary_markdown(report))
     written = "summary.md"
     try:
-        B.plot_recall_qps(report, os.path.join(a.dir, "recall_qps.png"))
+        B.plot_recall_qps(report, os.path.join(a.dir, "recall_qps.png"), all_points=a.all_points)
         written += ", recall_qps.png"
     except ImportError as e:
         print(f"note: no plot ({e}; pip install matplotlib)")
@@ -146,23 +186,14 @@ def _cmd_summarize(a):
 
 
 # ---------------------------------------------------------------------------- codecs.py
-def _codecs_module():
-    from .benchmark import bench_dir, load_bench_module
-    mod = load_bench_module("codecs")
-    if mod is None:
-        raise CLIError(f"bench/codecs.py not found in {bench_dir()} (set VQINDEX_BENCH_DIR to the "
-                       f"repository's bench folder)")
-    return mod
-
-
 def _run_codecs(argv):
-    mod = _codecs_module()
+    from .bench import codecs as mod
     try:
         return mod.main(argv)
     except SystemExit as e:  # argparse / codec-name errors inside codecs.py
         if e.code in (0, None):
             return {"rows": [], "summary": [], "notes": []}
-        raise CLIError(str(e.code) if not isinstance(e.code, int) else "bench/codecs.py failed") from None
+        raise CLIError(str(e.code) if not isinstance(e.code, int) else "the codec benchmark failed") from None
 
 
 def _family_key(r):
@@ -228,7 +259,7 @@ def _cmd_distortion(a):
     if not bits or any(b < 1 or b > 9 for b in bits):
         raise CLIError(f"--bits must be integers in 1..9, got {a.bits!r}")
     if not a.dataset.startswith("random:"):
-        from .benchmark import load_dataset
+        from .bench.sweep import load_dataset
         load_dataset(a.dataset, progress=False)  # fail early with the loader's one-line error
     argv = ["--datasets", a.dataset, "--bits", ",".join(map(str, bits)), "--n", str(a.n),
             "--nq", str(a.nq), "--threads", str(a.threads), "--no-big-encode", "--repeat", "1"]
@@ -245,7 +276,7 @@ def _cmd_distortion(a):
         cols = [("impl", "impl"), ("codec", "codec"), ("b", "b"), ("bits/dim", "bits_per_dim"),
                 ("vNMSE", "vnmse"), ("IPerr", "ip_err"), ("IPerr est", "ip_err_est"), ("beta", "beta")]
         md = (f"# Distortion: {a.dataset}, n={a.n}, bits {a.bits}\n\n" + _md_table(res["rows"], cols)
-              + "\n\n(bench/codecs.py; beta = mean <x_hat,x>/|x|^2, 1 = unbiased)\n"
+              + "\n\n(vqindex.bench.codecs; beta = mean <x_hat,x>/|x|^2, 1 = unbiased)\n"
               + "".join(f"\n- {s}" for s in res.get("notes", [])))
         _write_report(a.out, "distortion", {"args": vars(a), **res}, md,
                       lambda p: _plot_distortion(res["rows"], p, f"{a.dataset}: distortion vs bits"))
@@ -301,15 +332,69 @@ def _cmd_encode_time(a):
                                                    ("n", "n_time"), ("encode s", "encode_s"),
                                                    ("enc/s", "encode_vps"), ("dec/s", "decode_vps"),
                                                    ("enc/s w/o rotation", "encode_inner_vps")])
-              + "\n\n(bench/codecs.py; FAISS time includes its dense RandomRotationMatrix)\n")
+              + "\n\n(vqindex.bench.codecs; FAISS time includes its dense RandomRotationMatrix)\n")
         _write_report(a.out, "encode_time", {"args": vars(a), "rows": rows, "notes": res.get("notes", [])},
                       md, lambda p: _plot_encode(rows, p))
     return 0
 
 
+# ---------------------------------------------------------------------------- compare, datasets, warmup
+def _cmd_compare(a):
+    from .bench import compare as C
+    try:
+        thr = [float(t) for t in _csv(a.thresholds)]
+    except ValueError:
+        raise CLIError(f"--thresholds must be comma-separated numbers, got {a.thresholds!r}") from None
+    if not thr or any(not 0 < t <= 1 for t in thr):
+        raise CLIError(f"--thresholds must lie in (0, 1], got {a.thresholds!r}")
+    ra, rb = C.load_results(a.a), C.load_results(a.b)
+    qkeys = {"batch": ("qps_batch",), "single": ("qps_single",), "both": ("qps_batch", "qps_single")}[a.qps]
+    print(C.compare_markdown(ra, rb, C.compare(ra, rb, thr, qkeys)), end="")
+    return 0
+
+
+def _cmd_datasets(a):
+    from pathlib import Path
+
+    from . import datasets
+    root = Path(a.data_dir).expanduser() if a.data_dir else datasets.data_dir()
+    print(f"data directory: {root} (set VQINDEX_DATA or --data-dir to change it)")
+    print(f"{'name':<34} {'metric':<9} {'dim':>5}  {'cached':<6}  address")
+    for name in datasets.list_datasets():
+        e = datasets.REGISTRY[name]
+        cached = (root / e["file"]).is_file()
+        where = e.get("url") or e.get("package") or "(no download address: project data folder)"
+        print(f"{name:<34} {e['metric']:<9} {e.get('dim') or '?':>5}  {'yes' if cached else 'no':<6}  {where}")
+    print("also accepted: a path to an .hdf5 (ann-benchmarks layout), .npy, .fvecs/.bvecs, GloVe .txt "
+          "file or a folder of parquet embeddings (raw vectors default to euclidean; --metric is not "
+          "needed for .hdf5 files, which carry their own)")
+    return 0
+
+
+def _cmd_warmup(a):
+    import time
+
+    from .bench.warmup import warmup
+    t0 = time.perf_counter()
+    rows = warmup(log=None if a.quiet else print)
+    print(f"warmup: {len(rows)} index builds and searches compiled in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_config(a):
+    from ._config import show_config
+    show_config()
+    return 0
+
+
+COMMANDS = {"sweep": _cmd_sweep, "summarize": _cmd_summarize, "compare": _cmd_compare,
+            "datasets": _cmd_datasets, "distortion": _cmd_distortion,
+            "encode-time": _cmd_encode_time, "warmup": _cmd_warmup, "config": _cmd_config}
+
+
 # ---------------------------------------------------------------------------- main
 def main(argv=None):
-    """Entry point; returns the exit status (0 ok, 2 user error)."""
+    """Entry point; returns the exit status (0 ok, 1 a configuration failed, 2 user error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
@@ -317,8 +402,9 @@ def main(argv=None):
             parser.print_help()
             return 0 if argv else 2
         a = parser.parse_args(argv)
-        cmd = {"sweep": _cmd_sweep, "summarize": _cmd_summarize, "distortion": _cmd_distortion, "encode-time": _cmd_encode_time}
-        return cmd[a.command](a)
+        if a.command is None:
+            raise CLIError(f"a command is needed: {', '.join(COMMANDS)}")
+        return COMMANDS[a.command](a)
     except CLIError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
