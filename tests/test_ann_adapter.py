@@ -17,7 +17,9 @@ from vqindex import benchmark as B
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTER = REPO / "bench" / "ann_benchmarks"
-TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "pypi-minilm-384-angular-tiny.hdf5"
+from conftest import DATA_DIR  # noqa: E402  ($VQINDEX_DATA, else ../shared/data)
+
+TINY = DATA_DIR / "pypi-minilm-384-angular-tiny.hdf5"
 K = 10
 NQ = 100
 # minimum Recall@10 per index kind at the largest query arguments of config.yml

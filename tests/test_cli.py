@@ -9,7 +9,9 @@ import pytest
 from vqindex import cli
 from vqindex.bench import sweep as B
 
-TINY = Path(__file__).resolve().parents[2] / "shared" / "data" / "pypi-minilm-384-angular-tiny.hdf5"
+from conftest import DATA_DIR  # noqa: E402  ($VQINDEX_DATA, else ../shared/data)
+
+TINY = DATA_DIR / "pypi-minilm-384-angular-tiny.hdf5"
 
 
 def _tiny():
@@ -211,6 +213,21 @@ def test_failed_config_exits_nonzero(tmp_path, capsys):
     rep = json.loads((tmp_path / "results.json").read_text())
     assert len(rep["failures"]) == 1 and [r["index"] for r in rep["results"]] == ["EDEN2"]
     assert "## Failures" in (tmp_path / "summary.md").read_text()
+
+
+def test_raw_npy_defaults_to_l2(tmp_path, capsys):
+    x = np.random.default_rng(3).standard_normal((1200, 16)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    rc = cli.main(["sweep", "--dataset", str(tmp_path / "v.npy"), "--methods", "vqindex", "--quick",
+                   "--configs", "vqindex:EDEN4", "--out", str(tmp_path / "o")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "metric=euclidean" in out and "metric euclidean: the default for raw .npy/.fvecs vectors" in out
+    rep = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert rep["meta"]["metric"] == "euclidean" and rep["results"][0]["metric"] == "euclidean"
+    rc = cli.main(["sweep", "--dataset", str(tmp_path / "v.npy"), "--methods", "vqindex", "--quick",
+                   "--metric", "ip", "--configs", "vqindex:EDEN4"])
+    assert rc == 0 and "metric=ip" in capsys.readouterr().out
 
 
 def _report(rows, **meta):

@@ -11,7 +11,8 @@ import pytest
 from vqindex import datasets
 from vqindex.datasets import DatasetError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA_DIR as SHARED  # noqa: E402  ($VQINDEX_DATA, else ../shared/data)
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["glove-50-angular-tiny", "glove-100-angular-tiny", "pypi-minilm-384-angular-tiny"]
 
@@ -197,10 +198,12 @@ def test_npy_and_fvecs(shared, tmp_path):
     check_truth(ds)
     datasets.write_fvecs(tmp_path / "v.fvecs", x)
     assert np.array_equal(datasets.read_fvecs(tmp_path / "v.fvecs"), x)
-    fv = datasets.load(tmp_path / "v.fvecs")
-    assert fv.metric == "angular" and np.array_equal(fv.test, x[np.random.default_rng(
+    fv = datasets.load(tmp_path / "v.fvecs")  # raw vectors default to L2
+    assert fv.metric == "euclidean" and np.array_equal(fv.test, x[np.random.default_rng(
         datasets.SPLIT_SEED).permutation(400)[:40]])
     check_truth(fv)
+    assert datasets.load(tmp_path / "v.npy").metric == "euclidean"
+    assert datasets.load(tmp_path / "v.fvecs", metric="angular").metric == "angular"
     ip = datasets.load(tmp_path / "v.npy", metric="ip")
     check_truth(ip)
     # a changed source file is converted again
@@ -251,6 +254,13 @@ def test_registry_and_names(monkeypatch, tmp_path):
               "glove.6B.50d", "glove.twitter.27B.25d", "dbpedia-openai3-1536-100k", "dbpedia-openai3-3072",
               "dbpedia-openai-1000k-angular", "glove-6b-50d-angular"]:
         assert n in names
+    # the standard ann-benchmarks files, with their addresses and metrics
+    for n, metric, dim in [("sift-128-euclidean", "euclidean", 128), ("gist-960-euclidean", "euclidean", 960),
+                           ("nytimes-256-angular", "angular", 256), ("deep-image-96-angular", "angular", 96),
+                           ("fashion-mnist-784-euclidean", "euclidean", 784), ("lastfm-64-dot", "angular", 65),
+                           ("glove-100-angular", "angular", 100)]:
+        e = datasets.REGISTRY[n]
+        assert (e["url"], e["metric"], e["dim"], e["kind"]) == (f"http://ann-benchmarks.com/{n}.hdf5", metric, dim, "hdf5")
     stored = json.loads((REPO / "datasets" / "registry.json").read_text())
     assert stored == json.loads(json.dumps(datasets.REGISTRY))
     assert datasets.REGISTRY["glove-50-angular-tiny"]["sha256"].startswith("1ef2f9ef")

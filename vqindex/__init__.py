@@ -15,6 +15,7 @@ from .index import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, Index, Index
 
 from .index.hnsw import IndexHNSWCodes
 from .evaluation import knn_ground_truth, recall_at_k
+from ._config import show_config
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,4 @@ __all__ = ["BlockQuant", "Codec", "EDEN", "RaBitQ", "Rotation", "TurboQuantMSE",
            "METRIC_INNER_PRODUCT", "METRIC_COSINE", "read_index", "write_index", "IndexFileError",
            "IndexHNSWCodes", "knn_ground_truth", "recall_at_k", "VQIndexError", "NotTrainedError",
            "DatasetError", "ArgumentError", "ArgumentTypeError", "ValueOverflowError",
-           "IdNotFoundError", "CodecMismatchError", "TrainingError"]
+           "IdNotFoundError", "CodecMismatchError", "TrainingError", "show_config"]

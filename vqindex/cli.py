@@ -57,6 +57,8 @@ def build_parser():
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--dataset", required=True, help="data set name or path (vqindex.datasets.load)")
     s.add_argument("--n", type=int, default=None, help="random subset of n train vectors (ground truth recomputed)")
+    s.add_argument("--metric", default=None, choices=("euclidean", "l2", "angular", "cosine", "ip", "dot"),
+                   help="metric of raw .npy/.fvecs vectors (default: euclidean; HDF5 files carry their own)")
     s.add_argument("--methods", default="vqindex,faiss,hnswlib,rabitqlib,turbovec",
                    help=f"comma list of {', '.join(METHODS)}; a peer whose library is missing is "
                         f"skipped with a note (default: %(default)s)")
@@ -153,7 +155,7 @@ def _cmd_sweep(a):
                           single_cap_slow=a.single_cap_slow, single_budget_s=a.single_budget,
                           batch_budget_s=a.batch_budget,
                           r1_nq=a.r1_nq, progress=not a.no_progress, resume=a.resume,
-                          all_points=a.all_points)
+                          all_points=a.all_points, metric=a.metric)
     try:
         report = B.run_sweep(opts)
     except B.SweepError as e:

@@ -251,6 +251,7 @@ class SweepOptions:
     progress: bool = True       # a tqdm bar, only when stderr is a terminal
     resume: bool = False        # keep the finished configs of out/results.json, run the rest
     all_points: bool = False    # the plot scatters every point besides each method's Pareto line
+    metric: str = None          # metric of raw vectors (.npy/.fvecs default: euclidean)
 
 
 class SweepError(RuntimeError):
@@ -378,7 +379,7 @@ def load_dataset(name, **kw):
 
 def _load_dataset(opts):
     from .. import datasets
-    ds = load_dataset(opts.dataset, n=opts.n)
+    ds = load_dataset(opts.dataset, n=opts.n, metric=opts.metric)
     if ds.metric not in ("angular", "euclidean", "ip"):
         raise datasets.DatasetError(f"unsupported metric {ds.metric!r}")
     return ds
@@ -469,6 +470,8 @@ def run_sweep(opts, log=print):
     build_threads = opts.build_threads or os.cpu_count() or 1
     notes, failures = [], []
     gt_dist = ds.distances
+    if opts.metric is None and str(opts.dataset).lower().endswith((".npy", ".fvecs", ".bvecs", ".ivecs")):
+        notes.append(f"metric {ds.metric}: the default for raw .npy/.fvecs vectors (--metric to choose)")
     note = _check_distances(ds)
     if note:
         notes.append(note)

@@ -115,8 +115,9 @@ def load(name_or_path, n=None, normalize=False, data_dir=None, download=True, se
     the data as `<stem>-n<n>-seed<seed>.hdf5` (n >= len(train) keeps all rows); normalize:
     L2-normalise train and test (ground truth recomputed unless the metric is angular);
     data_dir: folder for named data sets (default data_dir()); download: allow network
-    downloads; seed: subset seed; metric: metric for raw vectors (.npy/.fvecs/.txt/parquet,
-    default "angular") and for HDF5 files without a `distance` attribute; progress: tqdm bars.
+    downloads; seed: subset seed; metric: metric for raw vectors (default "euclidean" for
+    .npy/.fvecs/.bvecs/.ivecs, "angular" for GloVe .txt and parquet embeddings) and for HDF5
+    files without a `distance` attribute; progress: tqdm bars.
     Returns a Dataset. Raises DatasetError.
     """
     root = Path(data_dir).expanduser() if data_dir is not None else globals()["data_dir"]()

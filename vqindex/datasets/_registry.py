@@ -11,11 +11,20 @@ _STANFORD = "https://nlp.stanford.edu/data/{}.zip"
 def _build():
     """Return the registry: name -> recipe dict (kind, file, url, sha256, metric, dim, ...)."""
     reg = {}
-    for name, dim in (("glove-25-angular", 25), ("glove-50-angular", 50),
-                      ("glove-100-angular", 100), ("glove-200-angular", 200),
-                      ("dbpedia-openai-1000k-angular", 1536)):
+    # the ann-benchmarks HDF5 files; lastfm-64-dot holds 64-d matrix-factorisation factors whose
+    # inner product search is made angular by one added coordinate (65 columns, "angular" file)
+    for name, dim, metric in (("glove-25-angular", 25, "angular"), ("glove-50-angular", 50, "angular"),
+                              ("glove-100-angular", 100, "angular"), ("glove-200-angular", 200, "angular"),
+                              ("dbpedia-openai-1000k-angular", 1536, "angular"),
+                              ("sift-128-euclidean", 128, "euclidean"),
+                              ("gist-960-euclidean", 960, "euclidean"),
+                              ("nytimes-256-angular", 256, "angular"),
+                              ("deep-image-96-angular", 96, "angular"),
+                              ("fashion-mnist-784-euclidean", 784, "euclidean"),
+                              ("mnist-784-euclidean", 784, "euclidean"),
+                              ("lastfm-64-dot", 65, "angular")):
         reg[name] = {"kind": "hdf5", "file": f"{name}.hdf5", "url": _ANNB.format(name),
-                     "sha256": None, "metric": "angular", "dim": dim,
+                     "sha256": None, "metric": metric, "dim": dim,
                      "source": "ann-benchmarks (sha256 unknown offline: not verified)"}
     local = {
         "glove-50-angular-100k": ("37b1fd98bd55df9a78aa98842acc8a9e3c370020b0d077e8137abd2ef5047df6", 50),

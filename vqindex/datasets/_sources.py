@@ -212,7 +212,8 @@ def resolve_path(p, metric=None):
                               f"parquet embeddings in {p}")
     if suffix in (".hdf5", ".h5"):
         return p
-    m = canonical_metric(metric or "angular")
+    # raw vectors default to euclidean (L2), as faiss does; GloVe text stays angular
+    m = canonical_metric(metric or ("angular" if suffix == ".txt" else "euclidean"))
     if suffix == ".npy":
         return _convert_local(p.stem, p.parent, [p], m, lambda: _read_npy(p), f"numpy array {p}")
     if suffix in (".fvecs", ".bvecs", ".ivecs"):

@@ -14,10 +14,11 @@ import ctypes
 import functools
 import glob
 import os
+import warnings
 
 __all__ = ["lib", "encode_lib", "load_error", "library_path", "BACKEND_IDS", "ENCODE_BACKENDS",
            "encode_backends", "encode_preferred", "fast_rotate", "rotate_scalar_encode",
-           "scan_q_address"]
+           "scan_q_address", "warn_if_missing"]
 
 # backend ids understood by fs_scan (0 = best available)
 BACKEND_IDS = {"auto": 0, "scalar": 1, "avx2": 2, "avx512": 3, "avx512vnni": 4}
@@ -93,6 +94,24 @@ except Exception as exc:  # pragma: no cover - never raise at import
     load_error = repr(exc)
 
 
+_warned_missing = False
+
+
+def warn_if_missing():
+    """Warn once per process, at the first search or encode, when the native library is not
+    loaded (no compiler at install time, a failed load) and the numba kernels run instead;
+    silent when VQINDEX_NO_NATIVE asked for that. Returns True when it warned now."""
+    global _warned_missing
+    if lib is not None or _warned_missing or load_error == "disabled by VQINDEX_NO_NATIVE":
+        return False
+    _warned_missing = True
+    warnings.warn(f"vqindex: the native library is not loaded ({load_error}); the numba kernels "
+                  f"run instead (same results, slower scans and encodes). Install a vqindex "
+                  f"wheel, or reinstall with a C compiler, to get it; vqindex.show_config() "
+                  f"says what is loaded.", RuntimeWarning, stacklevel=3)
+    return True
+
+
 # --------------------------------------------------------------------------- scan primitive
 
 def scan_q_address():
@@ -100,6 +119,7 @@ def scan_q_address():
     missing or predates it.  Signature: 12 int64 arguments, returns int64 (0, or -1 when
     the requested backend is unavailable); see native/fastscan.c."""
     if lib is None:
+        warn_if_missing()
         return 0
     try:
         fn = lib.fs_scan_q
@@ -114,6 +134,8 @@ def encode_preferred():
     """True when the native encode kernels should replace numba's: the library is loaded and
     the CPU has a SIMD backend. Its portable scalar C rotation is slower than numba's
     (measured 0.83 s vs 0.49 s per 100k x 1536 rotations), so without AVX2 numba runs."""
+    if lib is None:
+        warn_if_missing()
     return encode_lib is not None and _has_simd(id(encode_lib))
 
 
