@@ -1,5 +1,6 @@
 """IndexHNSWCodes: faiss-built HNSW graph searched with code estimates."""
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -194,22 +195,29 @@ def test_concurrent_searches(built, minilm):
         np.testing.assert_array_equal(out[i][0], ref[i][0])
 
 
-def test_graph_arrays_roundtrip_and_rebuild(built, minilm):
+def test_graph_arrays_roundtrip_and_incremental_add(built, minilm):
+    # a clone from the graph arrays (what files hold) searches the same; a later add
+    # extends that graph (no rebuild, no warning): the old nodes' own lists only gain
+    # reverse links, and the new vectors are found
     xb, xq, gt = minilm
     g = built.graph_arrays()
     n = built.ntotal
-    assert g["levels"].shape == (n,) and g["offsets"].shape == (n + 1,)
-    assert g["neighbors"].max() < n and 0 <= g["entry_point"] < n
+    assert g["levels"].shape == (n,) and g["levels"].dtype == np.uint8
+    assert g["neighbors"].dtype == np.int32 and g["neighbors"].max() < n
+    assert 0 <= g["entry_point"] < n
     clone = vqindex.index_factory(384, "HNSW32,BQ4", vqindex.METRIC_COSINE)
     clone.codec = built.codec
-    IndexCodes = vqindex.index.base.IndexCodes
-    IndexCodes._append(clone, built._codes, built._sf, built._ids, None)
+    clone._set_codes(built._codes.copy())
+    clone._set_sf(built._sf.copy())
+    clone._set_ids(built._ids.copy())
     clone.set_graph_arrays(g)
     assert not clone.has_float_graph_builder
     np.testing.assert_array_equal(clone.search(xq, 10)[1], built.search(xq, 10)[1])
-    with pytest.warns(RuntimeWarning, match="rebuilding"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         clone.add(xq[:10])
     assert clone.ntotal == n + 10
+    assert np.array_equal(clone.graph_arrays()["levels"][:n], g["levels"])
     _, I = clone.search(xq, 10)
     assert recall(I, gt) >= 0.85
     _, I = clone.search(xq[:10], 1)

@@ -1,298 +1,480 @@
-"""IndexHNSWCodes: an HNSW graph navigated with distances estimated from codes.
+"""IndexHNSWCodes: an HNSW graph of our own over codes; no float vectors kept.
 
 Design
 ------
-* Construction: the graph is built by faiss `IndexHNSWFlat(d, M, metric)` on the float
-  vectors given to `add` (metric IP for METRIC_INNER_PRODUCT / METRIC_COSINE -- cosine inputs
-  are already normalised by `_prep` --, L2 otherwise; efConstruction default 40, settable),
-  in the same order as our code storage, so graph node i is storage row i. faiss's HNSW
-  construction is fast multi-threaded C++ and builds the graph on exact float distances,
-  which gives a better graph than one built on estimates.
-* After each add the graph is copied out of faiss into numpy arrays (`levels`, `offsets`,
-  `neighbors`, `cum` = cum_nneighbor_per_level, `entry_point`, `max_level`; neighbours of
-  node i at level l are neighbors[offsets[i] + cum[l] : offsets[i] + cum[l+1]], -1 padded).
-* Search uses only those arrays and the codes (numba kernel `kernels.graph.hnsw_search`):
-  greedy descent over the upper levels, then ef-search at level 0, every distance being the
-  same LUT estimate as the flat scan (`scan_topk`). So float vectors are not needed at
-  query time. The faiss builder (which holds the float vectors) is kept in memory only so
-  that later `add`s can extend the graph; `drop_float_graph_builder()` frees it. After that,
-  or after loading the index from a file (`set_graph_arrays`), a later `add` rebuilds a
-  builder from the decoded stored codes (`codec.decode`) followed by the new floats -- the
-  whole graph is then rebuilt on decoded vectors, and a warning says so.
-* efSearch: `self.params.efSearch` (default 64) or `SearchParams(efSearch=...)` per call;
-  ef = max(efSearch, k).
-* Filters (`SearchParams.filter`) and removed vectors: such nodes are still traversed but
-  never enter the result heap, and the level-0 search only stops early once the result heap
-  holds ef allowed nodes; so k results come back whenever k allowed vectors exist (and are
-  reachable). When the filter keeps very few vectors (< 2% of the stored ones, or <= ef),
-  the search is a flat scan of the codes instead (cheaper than walking most of the graph).
-* remove_ids: an HNSW graph cannot delete nodes, so removed positions stay in storage and in
-  the graph (still used for navigation) with a `deleted` flag; they never appear in results,
-  id lookups (`reconstruct`, `add_with_ids` duplicate checks) ignore them, and `ntotal` /
-  `ids` count only live vectors. `reset` clears everything, including the builder.
-* range_search falls back to a flat scan of all (live) codes.
+* Storage: codes, scan factors, ids and the graph live in capacity-doubling vqindex arrays
+  (rows < n are published; `add` writes rows past n, then publishes the new count). The
+  graph uses faiss's HNSW layout (kernels/graph.py): int32 neighbour lists, 2M slots at
+  level 0 and M above, `levels` per node, `offsets` derived from the levels. After a build
+  the index holds codes + factors + ids + graph, nothing else.
+* add: HNSW insertion of the new nodes into the existing graph (kernels.graph.hnsw_insert),
+  on float vectors: the vectors being added and, for nodes already stored, their decoded
+  codes (decoded for the call only, in chunks; not kept). So an add after `read_index`
+  extends the loaded graph; nothing is rebuilt or copied except when an array's capacity
+  doubles. Levels are drawn with the HNSW rule from a seed fixed by the row number, so a
+  build is reproducible. `M` and `efConstruction` come from the factory string
+  ("HNSW32,...") or attributes; efConstruction applies to later adds.
+* search: one compiled call per query batch (kernels.graph.hnsw_search_codes; prange over
+  chunks of queries when num_threads > 1): greedy descent, ef-search at level 0 with fast
+  per-hop estimates (4-bit scalar codes: int8 query x 7-bit levels through native/graph.c's
+  AVX2 kernel or its numba twin; other codecs: the exact estimator), then the `ef` list is
+  rescored with the exact estimator and the top k returned. ef = max(efSearch, k).
+* remove_ids: tombstones. A removed node stays in the graph for navigation, is never
+  returned (the search's `ok` mask), and id lookups ignore it; `compact()` rebuilds the graph
+  over the live nodes (from their decoded codes) and drops the removed rows.
+* filters (SearchParams.filter): inside the traversal (filtered-out nodes are traversed but
+  never enter the result list, so k results come back when k allowed nodes are reachable);
+  when the filter keeps fewer than `filter_scan_fraction` of the stored rows (or <= ef
+  rows), the search is an exact scan of the allowed rows instead (faiss / qdrant do the
+  same). The fraction was measured on MiniLM-100k (bench/hnsw_filter.py).
+* concurrency: writers (add, remove_ids, compact, reset) are serialised by `self._lock`;
+  a search takes a snapshot (array references, n, entry point) under the short
+  `_publish_lock` and runs without a lock. Nodes past the snapshot's n are skipped, so a
+  search running during an add never sees a half-inserted node, and stored rows never
+  change once published.
+* range_search: an exact scan of the live (allowed) codes.
 """
+import threading
 import warnings
 
 import numpy as np
 
 from .._validation import as_ids
 from ..kernels import graph as _graph
-from ..kernels._threads import resolve_threads, threads
+from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
-from .params import METRIC_L2
 
 __all__ = ["IndexHNSWCodes"]
 
-
-def _faiss():
-    import faiss
-    return faiss
+_MAX_LEVELS = 64  # levels per node are capped at 31 by graph.random_levels
 
 
-_FAISS_THREADS_LOCK = __import__("threading").Lock()
-
-_GRAPH_KEYS = ("levels", "offsets", "neighbors", "cum", "entry_point", "max_level", "deleted")
+def _pos_int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {lo}, got {v!r} ({type(v).__name__})")
+    v = int(v)
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v}")
+    return v
 
 
 class IndexHNSWCodes(IndexCodes):
-    """HNSW (graph built by faiss on floats) searched with code estimates; see module doc."""
+    """HNSW over codes with an int8 traversal and exact rescoring; see the module doc."""
 
-    query_chunk = 32  # queries whose LUTs are built and searched together (one thread)
+    _file_kind = "hnsw"
+    _mmap_arrays = ()
+    #: below this fraction of allowed rows, a filtered search scans the allowed rows
+    filter_scan_fraction = 0.02
+    #: decoded rows per step when an add needs the stored nodes as floats
+    decode_chunk = 8192
 
-    def __init__(self, d, codec, M=32, metric=METRIC_L2, efConstruction=40):
-        super().__init__(d, codec, metric)
-        M = int(M)
-        if M < 2:
-            raise ValueError(f"HNSW M must be >= 2, got {M}")
-        efConstruction = int(efConstruction)
-        if efConstruction < 1:
-            raise ValueError(f"efConstruction must be >= 1, got {efConstruction}")
-        self.M = M
-        self._efc = efConstruction
-        self.params.efSearch = 64
-        self._builder = None
+    def __init__(self, d, codec, M=32, metric=None, efConstruction=40, efSearch=64):
+        from .params import METRIC_L2
+        self._publish_lock = threading.Lock()
+        self._n = 0
+        self._cap = 0
+        self._cbuf = np.zeros((0, codec._code_bytes), np.uint8)
+        self._sbuf = np.zeros((0, codec.n_acc + 2), np.float32)
+        self._ibuf = np.zeros(0, np.int64)
+        super().__init__(d, codec, METRIC_L2 if metric is None else metric)
+        self.M = _pos_int("M", M, 2)
+        self._efc = _pos_int("efConstruction", efConstruction)
+        self.params.efSearch = _pos_int("efSearch", efSearch)  # index.efSearch (base)
+        self._visit_pool = []
+        self._hop = None
         self._clear_graph()
 
-    # ------------------------------------------------------------------ properties
+    # ------------------------------------------------------------------ storage views
+    # rows < n of the capacity buffers; the setters install whole arrays (base __init__, io)
+    def _set_codes(self, v):
+        self._cbuf = np.ascontiguousarray(v, np.uint8)
+
+    def _set_sf(self, v):
+        self._sbuf = np.ascontiguousarray(v, np.float32)
+
+    def _set_ids(self, v):
+        self._ibuf = np.ascontiguousarray(v, np.int64)
+        self._n = self._cap = int(self._ibuf.shape[0])
+
+    _codes = property(lambda self: self._cbuf[: self._n], _set_codes)
+    _sf = property(lambda self: self._sbuf[: self._n], _set_sf)
+    _ids = property(lambda self: self._ibuf[: self._n], _set_ids)
+
     @property
     def efConstruction(self):
         return self._efc
 
     @efConstruction.setter
     def efConstruction(self, v):
-        v = int(v)
-        if v < 1:
-            raise ValueError(f"efConstruction must be >= 1, got {v}")
-        self._efc = v
-        if self._builder is not None:
-            self._builder.hnsw.efConstruction = v
+        self._efc = _pos_int("efConstruction", v)
 
     @property
     def ntotal(self):
-        return int(self._ids.shape[0]) - self._ndeleted
+        return self._n - self._ndeleted
 
     @property
     def ids(self):
-        v = self._ids[self._deleted == 0] if self._ndeleted else self._ids.view()
+        ids = self._ids
+        v = ids[self._deleted[: self._n] == 0] if self._ndeleted else ids.view()
         v.flags.writeable = False
         return v
 
     @property
     def has_float_graph_builder(self):
-        return self._builder is not None
+        """False: the graph is our own and no float vectors are kept (kept for callers of
+        the faiss-built versions)."""
+        return False
+
+    def drop_float_graph_builder(self):
+        """A no-op: no float vectors are kept (kept for callers of earlier versions)."""
 
     # ------------------------------------------------------------------ graph arrays
     def _clear_graph(self):
-        self._levels = np.zeros(0, np.int32)
-        self._offsets = np.zeros(1, np.int64)
-        self._neighbors = np.zeros(0, np.int32)
-        self._cum = np.zeros(1, np.int32)
+        self._cum = _graph.level_cum(self.M, _MAX_LEVELS)
+        self._levels = np.zeros(self._cap, np.int32)
+        self._offsets = np.zeros(self._cap + 1, np.int64)
+        self._nbr = np.zeros(0, np.int32)
         self._entry = -1
         self._max_level = -1
-        self._deleted = np.zeros(0, np.uint8)
+        self._deleted = np.zeros(self._cap, np.uint8)
         self._ndeleted = 0
 
-    def _new_builder(self):
-        faiss = _faiss()
-        mt = faiss.METRIC_INNER_PRODUCT if self._is_ip else faiss.METRIC_L2
-        b = faiss.IndexHNSWFlat(self.d, self.M, mt)
-        b.hnsw.efConstruction = self._efc
-        return b
+    @property
+    def _neighbors(self):
+        return self._nbr[: int(self._offsets[self._n])]
 
-    def _refresh_graph(self):
-        faiss = _faiss()
-        h = self._builder.hnsw
-        self._levels = faiss.vector_to_array(h.levels).astype(np.int32)
-        self._offsets = faiss.vector_to_array(h.offsets).astype(np.int64)
-        self._neighbors = faiss.vector_to_array(h.neighbors).astype(np.int32)
-        self._cum = faiss.vector_to_array(h.cum_nneighbor_per_level).astype(np.int32)
-        self._entry = int(h.entry_point)
-        self._max_level = int(h.max_level)
+    def _grow(self, rows, slots):
+        """Capacity for `rows` nodes and `slots` neighbour slots (doubling; new arrays are
+        published by the caller, so searches keep reading the old ones meanwhile)."""
+        cap = self._cap
+        out = {}
+        if rows > cap:
+            cap = max(rows, 2 * cap, 64)
+            for name, buf in (("_cbuf", self._cbuf), ("_sbuf", self._sbuf),
+                              ("_ibuf", self._ibuf), ("_levels", self._levels),
+                              ("_deleted", self._deleted)):
+                new = np.zeros((cap,) + buf.shape[1:], buf.dtype)
+                new[: self._n] = buf[: self._n]
+                out[name] = new
+            off = np.zeros(cap + 1, np.int64)
+            off[: self._n + 1] = self._offsets[: self._n + 1]
+            out["_offsets"] = off
+            out["_cap"] = cap
+        if slots > self._nbr.shape[0]:
+            new = np.full(max(slots, 2 * self._nbr.shape[0], 1024), -1, np.int32)
+            used = int(self._offsets[self._n])
+            new[:used] = self._nbr[:used]
+            out["_nbr"] = new
+        return out
 
-    def graph_arrays(self):
-        """The graph as a dict of numpy arrays (for the file writer)."""
-        return {"levels": self._levels.copy(), "offsets": self._offsets.copy(),
-                "neighbors": self._neighbors.copy(), "cum": self._cum.copy(),
-                "entry_point": np.int64(self._entry), "max_level": np.int64(self._max_level),
-                "deleted": self._deleted.copy()}
+    def _float_rows(self, x, n0):
+        """float32 (n0 + len(x), d): the decoded stored rows, then x (the build's vectors)."""
+        if n0 == 0:
+            return x
+        v = np.empty((n0 + x.shape[0], self.d), np.float32)
+        step = self.decode_chunk
+        for a in range(0, n0, step):
+            b = min(n0, a + step)
+            v[a:b] = self._prep(self.codec._decode_parts(self._cbuf[a:b], self._sbuf[a:b]))
+        v[n0:] = x
+        return v
 
-    def set_graph_arrays(self, g):
-        """Install a graph (dict as from `graph_arrays`) for the stored codes; drops the builder."""
-        missing = [k for k in _GRAPH_KEYS if k not in g]
-        if missing:
-            raise ValueError(f"graph arrays miss {missing}")
-        n = int(self._ids.shape[0])
-        levels = np.ascontiguousarray(g["levels"], np.int32)
-        offsets = np.ascontiguousarray(g["offsets"], np.int64)
-        neighbors = np.ascontiguousarray(g["neighbors"], np.int32)
-        cum = np.ascontiguousarray(g["cum"], np.int32)
-        deleted = np.ascontiguousarray(g["deleted"], np.uint8)
-        entry, max_level = int(g["entry_point"]), int(g["max_level"])
-        if levels.shape[0] != n or offsets.shape[0] != n + 1 or deleted.shape[0] != n:
-            raise ValueError(f"graph arrays describe {levels.shape[0]} nodes, storage holds {n}")
-        if n and (offsets[-1] > neighbors.shape[0] or not (0 <= entry < n)
-                  or max_level + 2 > cum.shape[0] or neighbors.max(initial=-1) >= n):
-            raise ValueError("inconsistent graph arrays")
-        with self._lock:
-            self._builder = None
-            self._levels, self._offsets, self._neighbors, self._cum = levels, offsets, neighbors, cum
-            self._entry, self._max_level = entry, max_level
-            self._deleted = deleted
-            self._ndeleted = int(deleted.sum())
-            self._sorted_ids = None
-
-    def drop_float_graph_builder(self):
-        """Free the faiss builder (float vectors); a later add rebuilds it from decoded codes."""
-        with self._lock:
-            self._builder = None
+    def _insert(self, vecs, n0, n1, arrays):
+        """Run the insertion kernel for rows n0 .. n1-1 on `arrays` (the graph buffers)."""
+        state = np.array([self._entry, self._max_level], np.int64)
+        visited = np.zeros(n1, np.int32)
+        gen = np.zeros(1, np.int64)
+        _graph.hnsw_insert(vecs, self._is_ip, n0, n1, arrays["_levels"], arrays["_offsets"],
+                           arrays["_nbr"], self._cum, state, np.int64(self._efc), visited, gen)
+        return int(state[0]), int(state[1])
 
     # ------------------------------------------------------------------ ids (live only)
     def _id_lookup(self):
         if self._sorted_ids is None:
+            ids = self._ids
             if self._ndeleted:
-                live = np.flatnonzero(self._deleted == 0)
-                order = live[np.argsort(self._ids[live], kind="stable")]
+                live = np.flatnonzero(self._deleted[: self._n] == 0)
+                order = live[np.argsort(ids[live], kind="stable")]
             else:
-                order = np.argsort(self._ids, kind="stable")
-            self._sorted_ids = (self._ids[order], order)
+                order = np.argsort(ids, kind="stable")
+            self._sorted_ids = (ids[order], order)
         return self._sorted_ids
 
     def _next_id(self):
-        return int(self._ids.max()) + 1 if self._ids.shape[0] else 0
+        return int(self._ids.max()) + 1 if self._n else 0
 
-    def _filter_mask(self, flt):
-        """uint8 mask over storage positions (filter AND not deleted), and whether to use it."""
-        n = int(self._ids.shape[0])
+    def _live_mask(self, flt, ids, deleted, ndeleted):
+        """uint8 mask over storage rows (filter AND not removed), and whether to use it."""
+        from .base import filter_mask
         if flt is None:
-            if not self._ndeleted:
+            if not ndeleted:
                 return np.zeros(0, np.uint8), False
-            return (self._deleted == 0).astype(np.uint8), True
-        arr = np.asarray(flt)
-        if arr.dtype == bool:
-            if arr.ndim != 1:
-                raise ValueError("filter mask must be 1-D (indexed by id)")
-            ok = (self._ids >= 0) & (self._ids < arr.shape[0])
-            mask = np.zeros(n, np.uint8)
-            mask[ok] = arr[self._ids[ok]]
-        else:
-            mask = np.isin(self._ids, as_ids(arr, what="filter ids")).astype(np.uint8)
-        if self._ndeleted:
-            mask[self._deleted != 0] = 0
+            return (deleted == 0).astype(np.uint8), True
+        mask = filter_mask(flt, ids)
+        if ndeleted:
+            mask[deleted != 0] = 0
         return mask, True
 
     # ------------------------------------------------------------------ storage verbs
     def _add(self, x, ids, num_threads):
-        faiss = _faiss()
         nt = resolve_threads(num_threads if num_threads is not None else self.params.num_threads)
+        b = x.shape[0]
+        if b == 0:
+            return
         codes, sf = self._encode(x, nt)
-        # the graph build is faiss's (OpenMP); its thread count is process-wide, so it is
-        # changed only under one lock shared by every vqindex call that touches it
-        _FAISS_THREADS_LOCK.acquire()
-        old = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(nt)
-        try:
-            if self._builder is None:
-                b = self._new_builder()
-                n_old = int(self._ids.shape[0])
-                if n_old:
-                    warnings.warn(f"IndexHNSWCodes: no float graph builder (dropped or loaded "
-                                  f"from a file); rebuilding the HNSW graph from {n_old} decoded "
-                                  f"codes plus the new vectors", RuntimeWarning, stacklevel=4)
-                    b.add(self._prep(self.codec._decode_parts(self._codes, self._sf)))
-                self._builder = b
-            self._builder.add(x)
-        finally:
-            faiss.omp_set_num_threads(old)
-            _FAISS_THREADS_LOCK.release()
-        self._append(codes, sf, ids, x)
-        self._deleted = np.concatenate([self._deleted, np.zeros(len(ids), np.uint8)])
-        self._refresh_graph()
+        n0 = self._n
+        n1 = n0 + b
+        levels = _graph.random_levels(b, self.M, [0x5EED, n0])
+        need = int(self._offsets[n0]) + int(self._cum[levels].sum())
+        arrays = {"_cbuf": self._cbuf, "_sbuf": self._sbuf, "_ibuf": self._ibuf,
+                  "_levels": self._levels, "_deleted": self._deleted,
+                  "_offsets": self._offsets, "_nbr": self._nbr, "_cap": self._cap}
+        arrays.update(self._grow(n1, need))
+        arrays["_cbuf"][n0:n1] = codes
+        arrays["_sbuf"][n0:n1] = sf
+        arrays["_ibuf"][n0:n1] = ids
+        arrays["_levels"][n0:n1] = levels
+        arrays["_deleted"][n0:n1] = 0
+        arrays["_offsets"][n0 + 1:n1 + 1] = arrays["_offsets"][n0] + np.cumsum(self._cum[levels])
+        vecs = self._float_rows(x, n0)
+        entry, max_level = self._insert(vecs, n0, n1, arrays)
+        with self._publish_lock:
+            for name, val in arrays.items():
+                setattr(self, name, val)
+            self._n = n1
+            self._entry, self._max_level = entry, max_level
+            self._sorted_ids = None
 
     def remove_ids(self, sel):
-        """Mark vectors as removed (by ids or selector); returns the count removed."""
+        """Tombstone vectors (by ids or a selector); returns the count removed. Removed
+        nodes still route searches but are never returned; `compact()` drops them."""
         with self._lock:
-            live = self._deleted == 0
+            ids = self._ids
             if hasattr(sel, "is_member"):
-                hit = np.array([bool(sel.is_member(int(i))) for i in self._ids], dtype=bool)
+                hit = np.array([bool(sel.is_member(int(i))) for i in ids], dtype=bool)
             else:
-                hit = np.isin(self._ids, as_ids(sel))
-            hit &= live
+                hit = np.isin(ids, as_ids(sel))
+            hit &= self._deleted[: self._n] == 0
             removed = int(hit.sum())
             if removed:
                 deleted = self._deleted.copy()
-                deleted[hit] = 1
-                self._deleted = deleted
-                self._ndeleted += removed
-                self._sorted_ids = None
+                deleted[: self._n][hit] = 1
+                with self._publish_lock:
+                    self._deleted = deleted
+                    self._ndeleted += removed
+                    self._sorted_ids = None
             return removed
 
-    def reset(self):
-        """Remove every vector, the graph and the builder."""
+    def compact(self, num_threads=None):
+        """Drop removed rows and rebuild the graph over the live ones (from their decoded
+        codes); returns the number of rows dropped."""
         with self._lock:
-            IndexCodes._keep(self, np.zeros(self._ids.shape[0], bool))
-            self._builder = None
-            self._clear_graph()
+            if not self._ndeleted:
+                return 0
+            live = np.flatnonzero(self._deleted[: self._n] == 0)
+            dropped = self._n - live.shape[0]
+            codes = self._cbuf[live].copy()
+            sf = self._sbuf[live].copy()
+            ids = self._ibuf[live].copy()
+            other = IndexHNSWCodes(self.d, self.codec, self.M, self.metric_type, self._efc)
+            other._store_and_link(codes, sf, ids)
+            with self._publish_lock:
+                for name in ("_cbuf", "_sbuf", "_ibuf", "_levels", "_offsets", "_nbr",
+                             "_deleted", "_cap", "_n", "_entry", "_max_level", "_ndeleted"):
+                    setattr(self, name, getattr(other, name))
+                self._sorted_ids = None
+            return dropped
+
+    def _store_and_link(self, codes, sf, ids):
+        """Install codes / sf / ids on an empty index and build the graph from their decoded
+        vectors (compact, and old files whose graph cannot be used)."""
+        n = codes.shape[0]
+        self._set_codes(codes)
+        self._set_sf(sf)
+        self._set_ids(ids)
+        self._clear_graph()
+        if n == 0:
+            return
+        levels = _graph.random_levels(n, self.M, [0x5EED, 0])
+        self._levels = levels
+        self._offsets = np.zeros(n + 1, np.int64)
+        self._offsets[1:] = np.cumsum(self._cum[levels])
+        self._nbr = np.full(int(self._offsets[n]), -1, np.int32)
+        vecs = self._float_rows(np.zeros((0, self.d), np.float32), n)
+        arrays = {"_levels": self._levels, "_offsets": self._offsets, "_nbr": self._nbr}
+        self._entry = -1
+        self._max_level = -1
+        self._entry, self._max_level = self._insert(vecs, 0, n, arrays)
+
+    def reset(self):
+        """Remove every vector and the graph."""
+        with self._lock:
+            with self._publish_lock:
+                self._n = 0
+                self._cap = 0
+                self._cbuf = self._cbuf[:0].copy()
+                self._sbuf = self._sbuf[:0].copy()
+                self._ibuf = self._ibuf[:0].copy()
+                self._sorted_ids = None
+                self._clear_graph()
+
+    # ------------------------------------------------------------------ files
+    def graph_arrays(self):
+        """The graph as a dict (what files hold): levels uint8 (n,), neighbors int32 (the
+        slots of node after node; offsets follow from the levels), removed storage rows,
+        entry point and max level."""
+        with self._publish_lock:
+            n = self._n
+            return {"levels": self._levels[:n].astype(np.uint8),
+                    "neighbors": self._nbr[: int(self._offsets[n])].copy(),
+                    "deleted_rows": np.flatnonzero(self._deleted[:n]).astype(np.int64),
+                    "entry_point": int(self._entry), "max_level": int(self._max_level)}
+
+    def set_graph_arrays(self, g):
+        """Install a graph (dict as from `graph_arrays`, or the faiss-layout dict of files
+        written by earlier versions: levels, offsets, neighbors, cum, deleted) for the stored
+        codes. Every array is checked; ValueError names what is wrong."""
+        levels, offsets, nbr, deleted, entry, max_level, relink = _check_graph(
+            g, self._n, self.M, self._cum)
+        with self._lock:
+            if relink:  # an old graph in another slot layout: rebuilt from the codes
+                warnings.warn("IndexHNSWCodes: the file's graph uses another neighbour-slot "
+                              "layout; rebuilding it from the decoded codes", RuntimeWarning,
+                              stacklevel=3)
+                self._store_and_link(self._cbuf[: self._n].copy(), self._sbuf[: self._n].copy(),
+                                     self._ibuf[: self._n].copy())
+                levels, offsets, nbr = self._levels, self._offsets, self._nbr
+                entry, max_level = self._entry, self._max_level
+            with self._publish_lock:
+                self._cap = self._n
+                self._levels, self._offsets, self._nbr = levels, offsets, nbr
+                self._entry, self._max_level = entry, max_level
+                self._deleted = deleted
+                self._ndeleted = int(deleted.sum())
+                self._sorted_ids = None
+
+    def _state(self):
+        """(meta, arrays, children) of the file (the io contract, notes/contracts.md)."""
+        g = self.graph_arrays()
+        meta = {"nstored": int(self._n), "M": int(self.M), "efConstruction": int(self._efc),
+                "entry_point": g["entry_point"], "max_level": g["max_level"],
+                "graph_layout": 3}
+        arrays = {"codes": self._codes.copy(), "sf": self._sf.copy(), "ids": self._ids.copy(),
+                  "levels": g["levels"], "neighbors": g["neighbors"],
+                  "deleted_rows": g["deleted_rows"]}
+        return meta, arrays, {}
+
+    @classmethod
+    def _from_state(cls, meta, arrays, children, ctx):
+        """A new index from a file's state; every array is checked (ctx.fail on a problem)."""
+        codec = ctx.codec
+        try:
+            n = int(meta["nstored"])
+            M = int(meta["M"])
+            efc = int(meta.get("efConstruction", 40))
+            index = cls(int(meta["d"]), codec, M, int(meta["metric_type"]), efc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ctx.fail(f"bad HNSW header fields: {exc}") from None
+        codes = ctx.array(arrays, "codes", np.uint8, 2)
+        sf = ctx.array(arrays, "sf", np.float32, 2)
+        ids = ctx.array(arrays, "ids", np.int64, 1)
+        width = codec.code_size if ctx.version == 1 else codec._code_bytes
+        if codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2) or ids.shape != (n,):
+            raise ctx.fail(f"stored arrays codes {codes.shape}, sf {sf.shape}, ids "
+                           f"{ids.shape} do not match nstored={n}, {width} code bytes")
+        if not np.all(np.isfinite(sf)):
+            raise ctx.fail("scan factors are not finite")
+        g = {"entry_point": meta.get("entry_point"), "max_level": meta.get("max_level")}
+        for key in ("levels", "neighbors", "deleted_rows", "offsets", "cum", "deleted"):
+            if key in arrays:
+                g[key] = arrays[key]
+        index._set_codes(np.ascontiguousarray(codes[:, : codec._code_bytes]))
+        index._set_sf(sf)
+        index._set_ids(ids)
+        try:
+            index.set_graph_arrays(g)
+        except ValueError as exc:
+            raise ctx.fail(str(exc)) from None
+        live = ids[index._deleted[:n] == 0]
+        if np.unique(live).shape[0] != live.shape[0] or (live.shape[0] and live.min() < 0):
+            raise ctx.fail("ids of the live rows are not unique and >= 0")
+        return index
 
     # ------------------------------------------------------------------ search
+    def _hop_setup(self):
+        """(mode, lut, nbytes, off, t_min, s_t) of the per-hop estimate (kernels.graph)."""
+        if self._hop is None or self._hop[0] is not self.codec:
+            secs, tables = self.codec.exact_tables
+            hop = (_graph.HOP_EXACT, np.zeros(16, np.uint8), 0, 0, 0.0, 1.0)
+            if (secs.shape[0] == 1 and self.codec.n_acc == 1 and int(secs[0, 1]) == 4
+                    and int(secs[0, 6]) == 1 and int(secs[0, 4]) == 0
+                    and int(secs[0, 2]) % 2 == 0):
+                t = np.asarray(tables[int(secs[0, 5]): int(secs[0, 5]) + 16], np.float64)
+                tmin, span = float(t.min()), float(t.max() - t.min())
+                st = span / 127.0 if span > 0 else 1.0
+                lut = np.round((t - tmin) / st).clip(0, 127).astype(np.uint8)
+                hop = (_graph.HOP_NIBBLE, lut, int(secs[0, 2]) // 2, int(secs[0, 0]), tmin, st)
+            self._hop = (self.codec, hop)
+        return self._hop[1]
+
+    def _visit_rows(self, rows, n):
+        """Visit-stamp arrays (rows, >= n) and generations: pooled for one-row calls."""
+        if rows == 1:
+            with self._publish_lock:
+                while self._visit_pool:
+                    vis, gen = self._visit_pool.pop()
+                    if vis.shape[1] >= n:
+                        return vis, gen
+            return np.zeros((1, max(n, 1024)), np.int32), np.zeros(1, np.int64)
+        return np.zeros((rows, n), np.int32), np.zeros(rows, np.int64)
+
+    def _snapshot(self, p):
+        with self._publish_lock:
+            n = self._n
+            snap = (self._cbuf, self._sbuf, self._ibuf[:n], n, self._levels, self._offsets,
+                    self._nbr, self._entry, self._max_level, self._deleted[:n],
+                    self._ndeleted)
+        codes, sf, ids, n, levels, offsets, nbr, entry, max_level, deleted, ndel = snap
+        mask, use_mask = self._live_mask(p.filter, ids, deleted, ndel)
+        return codes, sf, ids, n, (levels, offsets, nbr, entry, max_level), mask, use_mask
+
     def _search_keys(self, x, k, p):
         nt = resolve_threads(p.num_threads)
-        with self._lock:  # a consistent snapshot (add replaces these arrays)
-            codes, sf, ids = self._codes, self._sf, self._ids
-            levels, offsets, neighbors, cum = self._levels, self._offsets, self._neighbors, self._cum
-            entry, max_level = self._entry, self._max_level
-            mask, use_mask = self._filter_mask(p.filter)
-        n = codes.shape[0]
+        codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p)
         queries = self.codec._prepare_trusted(x, nt)
         nq = len(queries)
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
+        entry = graph[3]
         if entry < 0:
-            return self._flat_keys(queries, k, nt, codes, sf, ids, mask, use_mask)
+            return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
         if use_mask:
             allowed = int(mask.sum())
-            if allowed <= ef or allowed < 0.02 * n:
-                return self._flat_keys(queries, k, nt, codes, sf, ids, mask, use_mask)
-        a_ell, a_ip = (0.0, 1.0) if self._is_ip else (1.0, -2.0)
-        qadd = (np.zeros(nq, np.float32) if self._is_ip
-                else np.ascontiguousarray(queries.qnorm2, np.float32))
+            if allowed <= ef or allowed < self.filter_scan_fraction * n:
+                return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
+        mode, lut, nbytes, off, tmin, st = self._hop_setup()
+        fptr = _graph_dot4_address() if mode == _graph.HOP_NIBBLE else 0
+        hop = (np.int64(mode), np.int64(fptr), np.int64(0), lut, np.int64(nbytes),
+               np.int64(off), np.float32(tmin), np.float32(st))
+        secs, tables = self.codec.exact_tables
+        exact = (codes, secs, tables, queries.spaces, sf, np.int64(self.codec.n_acc))
+        qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
+                                    np.float32)
+        levels, offsets, nbr, entry, max_level = graph
+        g = (levels, offsets, nbr, self._cum, np.int64(entry), np.int64(max_level))
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
-        # LUTs are built per chunk of queries so that they stay in cache (a BQ4 LUT at
-        # d = 384 is 196 KB per query)
-        chunk = nq if nt > 1 and nq > 1 else self.query_chunk
-        for c0 in range(0, nq, chunk):
-            c1 = min(nq, c0 + chunk)
-            luts = self.codec.build_luts(queries.v[c0:c1], nt)
-            args = (codes, sf, self.codec._secs, luts, self.codec.n_acc, np.float32(a_ell),
-                    np.float32(a_ip), qadd[c0:c1], levels, offsets, neighbors, cum, entry,
-                    max_level, ef, mask, use_mask)
-            if nt == 1 or c1 - c0 == 1:
-                _graph._search_range(0, c1 - c0, *args, keys[c0:c1], pos[c0:c1])
-            else:
-                with threads(nt) as n_thr:
-                    _graph.hnsw_search(*args, min(n_thr, c1 - c0), keys[c0:c1], pos[c0:c1])
-        out_ids = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-        return keys, out_ids
+        par = nt > 1 and nq > 1
+        rows = min(nt, nq) if par else 1
+        visited, gens = self._visit_rows(rows, n)
+        with maybe_threads(nt, par):
+            _graph.hnsw_search_codes(hop, exact, self._metric_ab(), qadd, g, np.int64(n),
+                                     np.int64(ef), (mask, use_mask), visited, gens, keys, pos,
+                                     parallel=par)
+        if rows == 1:
+            with self._publish_lock:
+                if len(self._visit_pool) < 8:
+                    self._visit_pool.append((visited, gens))
+        return keys, self._rows_to_ids(pos, ids)
 
     def _flat_keys(self, queries, k, nt, codes, sf, ids, mask, use_mask):
         """Exact top-k of the estimates over the stored (allowed, live) codes: the driver's
@@ -311,13 +493,112 @@ class IndexHNSWCodes(IndexCodes):
     def _range_keys(self, x, radius, p):
         """Range search: the exact estimates of every live (allowed) code, thresholded."""
         nt = resolve_threads(p.num_threads)
-        with self._lock:
-            codes, sf, ids = self._codes, self._sf, self._ids
-            mask, use_mask = self._filter_mask(p.filter)
+        codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p)
         qt = self.codec._prepare_trusted(x, nt)
-        nq, n = len(qt), codes.shape[0]
+        nq = len(qt)
         add = (qt.qdotc if self._is_ip else qt.qnorm2).astype(np.float32)[:, None]
         lims, keys, rows = self._exact_range(qt, radius, nt, np.zeros((nq, 1), np.int64),
-                                             np.full((nq, 1), n, np.int64), add, codes, sf,
-                                             mask, use_mask)
+                                             np.full((nq, 1), n, np.int64), add, codes[:n],
+                                             sf[:n], mask, use_mask)
         return lims, keys, ids[rows]
+
+
+_DOT4 = None
+
+
+def _graph_dot4_address():
+    """Address of native/graph.c's vq_graph_dot4 (0: no library; the numba twin runs)."""
+    global _DOT4
+    if _DOT4 is None:
+        import ctypes
+        from ..kernels import native as _native
+        addr = 0
+        lib = getattr(_native, "lib", None)
+        if lib is not None:
+            try:
+                addr = int(ctypes.cast(lib.vq_graph_dot4, ctypes.c_void_p).value or 0)
+            except AttributeError:  # a library built before native/graph.c
+                addr = 0
+        _DOT4 = addr
+    return _DOT4
+
+
+def _check_graph(g, n, M, cum):
+    """Validate a graph dict for n stored rows; returns (levels int32 (n,), offsets int64
+    (n+1,), neighbors int32, deleted uint8 (n,), entry, max_level, relink) where relink
+    means the graph's slot layout differs from ours (the caller rebuilds it)."""
+    def arr(key, dtype, ndim):
+        if key not in g:
+            raise ValueError(f"graph array {key!r} is missing")
+        a = np.asarray(g[key])
+        if a.ndim != ndim or a.dtype.kind not in "iub":
+            raise ValueError(f"graph array {key!r} must be a {ndim}-D integer array, got "
+                             f"{a.ndim}-D {a.dtype}")
+        return a
+
+    def scalar(key):
+        v = g.get(key)
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"graph scalar {key!r} must be an integer, got {v!r}")
+        return int(v)
+
+    levels_in = arr("levels", np.int32, 1)
+    if levels_in.shape[0] != n:
+        raise ValueError(f"graph levels describe {levels_in.shape[0]} nodes, storage holds {n}")
+    if n and (levels_in.min() < 1 or levels_in.max() >= cum.shape[0]):
+        raise ValueError(f"graph levels must lie in [1, {cum.shape[0] - 1}], got "
+                         f"[{levels_in.min()}, {levels_in.max()}]")
+    levels = levels_in.astype(np.int32)
+    nbr = np.ascontiguousarray(arr("neighbors", np.int32, 1)).astype(np.int32, copy=False)
+    relink = False
+    if "offsets" in g or "cum" in g:  # the faiss layout of format 1/2 files
+        offsets = arr("offsets", np.int64, 1).astype(np.int64)
+        fcum = arr("cum", np.int32, 1).astype(np.int64)
+        if offsets.shape[0] != n + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0) \
+                or offsets[-1] > nbr.shape[0]:
+            raise ValueError("graph offsets are not monotone from 0 within the neighbour array")
+        if fcum.shape[0] < 2 or fcum[0] != 0 or np.any(np.diff(fcum) < 0):
+            raise ValueError("graph cum is not monotone from 0")
+        if n and levels.max() >= fcum.shape[0]:
+            raise ValueError("graph levels exceed the file's cum table")
+        if not np.array_equal(np.diff(offsets), fcum[levels]):
+            raise ValueError("graph offsets do not follow the levels and cum")
+        top = int(levels.max()) if n else 1
+        relink = not np.array_equal(fcum[: top + 1], cum[: top + 1])
+        dl = arr("deleted", np.uint8, 1)
+        if dl.shape[0] != n or (n and (dl.min() < 0 or dl.max() > 1)):
+            raise ValueError("graph deleted flags must be n values in {0, 1}")
+        deleted = dl.astype(np.uint8)
+        nbr = nbr[: int(offsets[-1])]
+    else:
+        offsets = np.zeros(n + 1, np.int64)
+        offsets[1:] = np.cumsum(cum[levels])
+        if offsets[-1] != nbr.shape[0]:
+            raise ValueError(f"graph neighbors hold {nbr.shape[0]} slots, the levels need "
+                             f"{int(offsets[-1])}")
+        rows = arr("deleted_rows", np.int64, 1).astype(np.int64)
+        if rows.shape[0] and (rows.min() < 0 or rows.max() >= n
+                              or np.unique(rows).shape[0] != rows.shape[0]):
+            raise ValueError("graph deleted rows must be distinct storage rows in [0, n)")
+        deleted = np.zeros(n, np.uint8)
+        deleted[rows] = 1
+    entry, max_level = scalar("entry_point"), scalar("max_level")
+    if n == 0:
+        if entry != -1 or max_level != -1:
+            raise ValueError("an empty graph must have entry point and max level -1")
+    else:
+        if not 0 <= entry < n:
+            raise ValueError(f"graph entry point {entry} is not a node in [0, {n})")
+        if max_level != int(levels.max()) - 1 or levels[entry] - 1 != max_level:
+            raise ValueError(f"graph max level {max_level} does not match the levels "
+                             f"(highest {int(levels.max()) - 1}, entry's {levels[entry] - 1})")
+    if not relink:
+        bad = _graph.check_graph(levels, offsets, nbr, cum, n)
+        if bad >= 0:
+            raise ValueError(f"graph node {bad}: offsets or neighbour ids are inconsistent "
+                             f"(ids must lie in [-1, {n}), no self links)")
+    elif n and (nbr.min() < -1 or nbr.max() >= n):
+        raise ValueError(f"graph neighbour ids must lie in [-1, {n})")
+    return levels, offsets, np.ascontiguousarray(nbr), deleted, entry, max_level, relink

@@ -1,35 +1,54 @@
-"""HNSW search over a fixed graph with distances estimated from codes (numba).
+"""HNSW graph kernels (numba): construction on float vectors, traversal over codes.
 
-The graph layout is FAISS's (`faiss.HNSW`): node i has `levels[i]` levels (0 .. levels[i]-1);
-its neighbours at level l are `neighbors[offsets[i] + cum[l] : offsets[i] + cum[l + 1]]`,
-padded with -1. Distances are the same LUT estimates as `topk.scan_topk`:
+Graph layout (faiss's `HNSW` layout, so graphs in files of earlier versions load as they
+are): node i has levels[i] >= 1 levels; its neighbours at level l are
+``neighbors[offsets[i] + cum[l] : offsets[i] + cum[l + 1]]`` (int32, -1 padded), with
+cum[l] = 2M + (l - 1) M for l >= 1 (level 0 holds 2M neighbours, the others M).
+offsets[i + 1] = offsets[i] + cum[levels[i]].
 
-    est = add + a_ell * sf[i, n_acc] + (1 - a_ell) * sf[i, n_acc + 1] + a_ip * ip
-    key = est (L2, a_ip < 0)  or  -est (IP, a_ip > 0); smaller key is better.
+Construction (`hnsw_insert`): HNSW insertion (greedy descent, ef-search with efConstruction
+at every level of the node, the neighbour-selection heuristic, reverse links with the same
+heuristic when a list is full), on float vectors: the vectors being added and, for nodes
+already stored, their decoded codes. Keys are squared L2 or -<x, y> (smaller is better).
 
-`ok` (uint8 per node, used when `use_ok`) says which nodes may be returned: nodes with
-ok == 0 (filtered out or deleted) are still traversed but never enter the result heap, and
-the level-0 search only stops early once the result heap is full (the hnswlib rule), so
-k results come back whenever k allowed nodes are reachable and ef >= k.
+Traversal (`hnsw_search_codes`): greedy descent over the upper levels, then the ef-search at
+level 0, every hop keyed by an estimate from the codes; the `ef` list is then rescored with
+the exact estimator (driver.exact_accs / estimate) and the top k returned. Per-hop estimates:
+
+* mode HOP_EXACT: the exact estimator itself (any codec; no rescoring needed).
+* mode HOP_NIBBLE: codes with one section of 4-bit scalar fields (EDEN4, TQmse4): the query
+  is quantized once to int8 (scale max|v| / 127) and each level value t[l] to a 7-bit
+  integer u[l] (t[l] ~ t_min + s_t u[l]); then <t(code), v> ~ t_min sum(v) + s_t s_q
+  sum_j u[l_j] q_j, the integer sum from native/graph.c's vq_graph_dot4 (AVX2: one byte
+  shuffle maps 64 fields to their levels, vpmaddubsw / vpmaddwd sum them) or its numba twin
+  `dot4_numba` (same integers).
+
+Nodes >= n_visible are skipped (a concurrent add writes nodes past the published count;
+neighbour lists of older nodes are rewritten in place with valid ids only, and the visited
+stamps keep a node from being scored twice). `ok` (uint8 per node, when use_ok) says which
+nodes may be returned: others are traversed but never enter the result list, and the
+level-0 search stops only once the list holds ef allowed nodes (so k results come back
+whenever k allowed nodes are reachable and ef >= k).
 """
 import numpy as np
 from numba import njit, prange
 
-from .scan import MAX_ACC, affine, lut_dot
-from .topk import heap_push
+from .driver import MAX_ACC, _call_i64x12, _dual, estimate, exact_accs
+from .topk import heap_push, heap_sorted
+
+HOP_EXACT = 0
+HOP_NIBBLE = 1
+
+# the build's float keys only steer the graph construction (no result depends on their
+# last bits): reassociation lets LLVM vectorise the sums
+_FM = {"reassoc", "contract", "nsz"}
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _key(codes, sf, secs, lut, n_acc, a_ell, a_ip, add, sign, accs, i):
-    lut_dot(codes[i], secs, lut, accs)
-    ip = affine(accs, sf[i], n_acc)
-    est = add + a_ell * sf[i, n_acc] + (np.float32(1.0) - a_ell) * sf[i, n_acc + 1] + a_ip * ip
-    return sign * est
-
+# --------------------------------------------------------------------------- heaps
 
 @njit(cache=True, nogil=True, inline="always")
 def _minheap_push(keys, ids, size, key, ident):
-    """Push into an unbounded (capacity permitting) min-heap; returns the new size."""
+    """Push into a min-heap (capacity permitting); returns the new size."""
     i = size
     while i > 0:
         parent = (i - 1) >> 1
@@ -70,97 +89,414 @@ def _minheap_pop(keys, ids, size):
     return size
 
 
+# --------------------------------------------------------------------------- layout
+
+def level_cum(M, max_levels=64):
+    """cum (int32, max_levels + 1): cum[l] = slots of levels < l (2M at level 0, M above)."""
+    cum = np.zeros(max_levels + 1, np.int32)
+    for l in range(1, max_levels + 1):
+        cum[l] = cum[l - 1] + (2 * M if l == 1 else M)
+    return cum
+
+
+def random_levels(n, M, seed):
+    """levels (int32, n) >= 1 of new nodes: 1 + floor(-ln(U) / ln(M)) (the HNSW rule)."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    lv = np.floor(-np.log(np.maximum(u, 1e-300)) / np.log(max(M, 2))).astype(np.int64)
+    return (1 + np.minimum(lv, 30)).astype(np.int32)
+
+
 @njit(cache=True, nogil=True)
-def _search_range(q0, q1, codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, levels, offsets,
-                  neighbors, cum, entry, max_level, ef, ok, use_ok, out_keys, out_pos):
-    """Search queries q0 .. q1-1 (one thread): greedy descent, then ef-search at level 0."""
-    n = codes.shape[0]
+def check_graph(levels, offsets, neighbors, cum, n):
+    """-1 when the first n nodes are consistent (offsets follow the levels, ids in [-1, n),
+    no self links), else the first bad node."""
+    if offsets[0] != 0:
+        return 0
+    for i in range(n):
+        lv = levels[i]
+        if lv < 1 or lv >= cum.shape[0]:
+            return i
+        if offsets[i + 1] != offsets[i] + cum[lv] or offsets[i + 1] > neighbors.shape[0]:
+            return i
+        for t in range(offsets[i], offsets[i + 1]):
+            v = neighbors[t]
+            if v < -1 or v >= n or v == i:
+                return i
+    return -1
+
+
+# --------------------------------------------------------------------------- construction
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _fkey(V, i, q, is_ip):
+    """-<V[i], q> (IP) or ||V[i] - q||^2 (L2)."""
+    s = np.float32(0.0)
+    row = V[i]
+    if is_ip:
+        for j in range(q.shape[0]):
+            s += row[j] * q[j]
+        return -s
+    for j in range(q.shape[0]):
+        e = row[j] - q[j]
+        s += e * e
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _build_search(V, q, is_ip, ep, epk, b0, b1, ef, offsets, neighbors, visited, gen,
+                  cand_k, cand_i, res_k, res_i):
+    """ef-search of one level (slots b0 .. b1 of each node) from `ep`; returns the size of
+    the result max-heap res_k / res_i."""
+    visited[ep] = gen
+    ncand = _minheap_push(cand_k, cand_i, 0, epk, ep)
+    nres = heap_push(res_k, res_i, 0, epk, ep)
+    while ncand > 0:
+        ck = cand_k[0]
+        c = cand_i[0]
+        if nres == ef and ck > res_k[0]:
+            break
+        ncand = _minheap_pop(cand_k, cand_i, ncand)
+        o = offsets[c]
+        for t in range(o + b0, o + b1):
+            v = neighbors[t]
+            if v < 0:
+                break
+            if visited[v] == gen:
+                continue
+            visited[v] = gen
+            kv = _fkey(V, v, q, is_ip)
+            if nres < ef or kv < res_k[0]:
+                ncand = _minheap_push(cand_k, cand_i, ncand, kv, v)
+                nres = heap_push(res_k, res_i, nres, kv, v)
+    return nres
+
+
+@njit(cache=True, nogil=True)
+def _select(V, is_ip, sk, si, cnt, maxn, out):
+    """HNSW neighbour-selection heuristic over candidates sorted by key (sk, si): keep e
+    unless an already kept s is closer to e than the base point is; at most maxn. Fewer
+    than maxn candidates are all kept (faiss's rule: dense level-0 lists, better recall
+    per ef)."""
+    if cnt < maxn:
+        for t in range(cnt):
+            out[t] = si[t]
+        return cnt
+    m = 0
+    for t in range(cnt):
+        e = si[t]
+        good = True
+        for s in range(m):
+            if _fkey(V, out[s], V[e], is_ip) < sk[t]:
+                good = False
+                break
+        if good:
+            out[m] = e
+            m += 1
+            if m == maxn:
+                break
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _add_link(V, is_ip, src, dst, b, size, neighbors, tk, ti, sel):
+    """Add dst to src's list neighbors[b : b + size]; a full list is re-selected (heuristic)
+    over its members plus dst."""
+    for t in range(size):
+        if neighbors[b + t] < 0:
+            neighbors[b + t] = dst
+            return
+    q = V[src]
+    for t in range(size):
+        v = neighbors[b + t]
+        tk[t] = _fkey(V, v, q, is_ip)
+        ti[t] = v
+    tk[size] = _fkey(V, dst, q, is_ip)
+    ti[size] = dst
+    order = np.argsort(tk[: size + 1])
+    sk = tk[: size + 1][order]
+    sj = ti[: size + 1][order]
+    m = _select(V, is_ip, sk, sj, size + 1, size, sel)
+    for t in range(m):
+        neighbors[b + t] = sel[t]
+    for t in range(m, size):
+        neighbors[b + t] = -1
+
+
+@njit(cache=True, nogil=True)
+def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc, visited,
+                gen):
+    """Insert nodes first .. last-1 (rows of V, float32 (>= last, d)) into the graph.
+
+    levels / offsets / neighbors: the graph (the new nodes' slots already allocated and -1);
+    state int64 (2,): entry point, max level (-1, -1 for an empty graph), updated;
+    visited int32 (>= last,) and gen int64 (1,): visit stamps kept between calls."""
+    n = V.shape[0]
+    maxdeg = cum[1]
+    cand_k = np.empty(n + 1, np.float32)
+    cand_i = np.empty(n + 1, np.int64)
+    res_k = np.empty(efc, np.float32)
+    res_i = np.empty(efc, np.int64)
+    tk = np.empty(maxdeg + 1, np.float32)
+    ti = np.empty(maxdeg + 1, np.int64)
+    sel = np.empty(maxdeg + 1, np.int64)
+    sel2 = np.empty(maxdeg + 1, np.int64)
+    g = gen[0]
+    for i in range(first, last):
+        q = V[i]
+        li = levels[i] - 1
+        entry = state[0]
+        ml = state[1]
+        if entry < 0:
+            state[0] = i
+            state[1] = li
+            continue
+        cur = entry
+        curk = _fkey(V, cur, q, is_ip)
+        for level in range(ml, li, -1):  # greedy descent above the node's top level
+            changed = True
+            while changed:
+                changed = False
+                o = offsets[cur]
+                for t in range(o + cum[level], o + cum[level + 1]):
+                    v = neighbors[t]
+                    if v < 0:
+                        break
+                    kv = _fkey(V, v, q, is_ip)
+                    if kv < curk:
+                        curk = kv
+                        cur = v
+                        changed = True
+        for level in range(min(li, ml), -1, -1):
+            g += 1
+            if g >= 2147483647:
+                visited[:] = 0
+                g = 1
+            b0 = cum[level]
+            b1 = cum[level + 1]
+            nres = _build_search(V, q, is_ip, cur, curk, b0, b1, efc, offsets, neighbors,
+                                 visited, g, cand_k, cand_i, res_k, res_i)
+            order = np.argsort(res_k[:nres])
+            sk = res_k[:nres][order]
+            si = res_i[:nres][order]
+            size = b1 - b0
+            m = _select(V, is_ip, sk, si, nres, size, sel)
+            o = offsets[i] + b0
+            for t in range(m):
+                neighbors[o + t] = sel[t]
+            for t in range(m):
+                s = sel[t]
+                _add_link(V, is_ip, s, i, offsets[s] + b0, size, neighbors, tk, ti, sel2)
+            cur = si[0]
+            curk = sk[0]
+        if li > ml:
+            state[0] = i
+            state[1] = li
+    gen[0] = g
+
+
+# --------------------------------------------------------------------------- hop estimates
+
+@njit(cache=True, nogil=True)
+def dot4_numba(codes, off, ids, cnt, qa, lut, nbytes, out):
+    """The numba twin of vq_graph_dot4 (native/graph.c): out[t] = sum_j lut[field_j] q_j over
+    the 4-bit fields of row ids[t] (bytes off .. off + nbytes), qa arranged per 32 bytes."""
+    for t in range(cnt):
+        row = codes[ids[t]]
+        acc = np.int32(0)
+        for j in range(nbytes):
+            c = j >> 5
+            r = j & 31
+            b = row[off + j]
+            acc += np.int32(lut[b & 15]) * np.int32(qa[64 * c + r])
+            acc += np.int32(lut[b >> 4]) * np.int32(qa[64 * c + 32 + r])
+        out[t] = acc
+
+
+@njit(cache=True, nogil=True)
+def quantize_query_i8(v, count, qa):
+    """qa (int8, 64 * ceil(count / 64)): v[:count] / s rounded, arranged as vq_graph_dot4
+    reads it (qa[64c + r] = q[64c + 2r], qa[64c + 32 + r] = q[64c + 2r + 1]); returns
+    s = max|v| / 127 (1 for a zero query)."""
+    mx = np.float32(0.0)
+    for j in range(count):
+        a = abs(v[j])
+        if a > mx:
+            mx = a
+    s = mx / np.float32(127.0) if mx > 0 else np.float32(1.0)
+    inv = np.float32(1.0) / s
+    for j in range(qa.shape[0]):
+        qa[j] = 0
+    for j in range(count):
+        c = j >> 6
+        r = j & 63
+        w = np.int64(np.round(v[j] * inv))
+        w = min(127, max(-127, w))
+        qa[64 * c + (r >> 1) + 32 * (r & 1)] = w
+    return s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, keys, accs):
+    """keys[t] = the per-hop key of node buf[t] for query q (sign applied)."""
+    mode, fptr, backend, lut, nbytes, off, tmin, st = hop
+    _, secs, tables, vsp, _, n_acc = exact
+    a_ell, a_ip = metric
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    if mode == HOP_NIBBLE:
+        qa, scale, bias = qs
+        rc = np.int64(-1)
+        if fptr != 0:
+            rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off, np.int64(codes.shape[1]),
+                              np.int64(buf.ctypes.data), cnt, np.int64(qa.ctypes.data),
+                              np.int64(lut.ctypes.data), nbytes, np.int64(dots.ctypes.data),
+                              backend, np.int64(0), np.int64(0), np.int64(0))
+        if rc != 0:
+            dot4_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
+        for t in range(cnt):
+            i = buf[t]
+            acc = bias + scale * np.float32(dots[t])
+            keys[t] = sign * (add + a_ell * sf[i, 1] + (np.float32(1.0) - a_ell) * sf[i, 2]
+                              + a_ip * sf[i, 0] * acc)
+    else:
+        for t in range(cnt):
+            i = buf[t]
+            exact_accs(codes[i], secs, tables, vsp, q, accs)
+            keys[t] = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+
+
+@njit(cache=True, nogil=True)
+def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, visited, gen,
+                    out_keys, out_pos):
+    """Queries q0 .. q1-1, one thread; visited int32 (>= n_vis,) / gen int64 (1,): stamps."""
+    levels, offsets, neighbors, cum, entry, max_level = graph
+    ok, use_ok = flt
+    codes, secs, tables, vsp, sf, n_acc = exact
+    a_ell, a_ip = metric
+    mode, fptr, backend, lut, nbytes, off, tmin, st = hop
     k = out_keys.shape[1]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    maxdeg = cum[1]
     accs = np.zeros(MAX_ACC, np.float32)
-    visited = np.zeros(n, np.int32)          # generation stamps: no clearing per query
-    cand_k = np.empty(n + 1, np.float32)     # every node is pushed at most once
-    cand_i = np.empty(n + 1, np.int64)
+    cand_k = np.empty(n_vis + 1, np.float32)
+    cand_i = np.empty(n_vis + 1, np.int64)
     res_k = np.empty(ef, np.float32)
     res_i = np.empty(ef, np.int64)
-    gen = 0
+    buf = np.empty(maxdeg, np.int32)
+    dots = np.empty(maxdeg, np.int32)
+    hk = np.empty(maxdeg, np.float32)
+    one = np.empty(1, np.int32)
+    onek = np.empty(1, np.float32)
+    qa = np.zeros(64 * ((vsp.shape[2] + 63) // 64), np.int8)
+    top_k = np.empty(k, np.float32)
+    top_i = np.empty(k, np.int64)
+    g = gen[0]
     for q in range(q0, q1):
-        lut = luts[q]
         add = qadd[q]
-        gen += 1
-        if gen == 2147483647:
+        scale = np.float32(1.0)
+        bias = np.float32(0.0)
+        if mode == HOP_NIBBLE:
+            v = vsp[0, q]
+            s = quantize_query_i8(v, 2 * nbytes, qa)
+            vs = np.float32(0.0)
+            for j in range(2 * nbytes):
+                vs += v[j]
+            scale = s * st
+            bias = tmin * vs
+        qs = (qa, scale, bias)
+        g += 1
+        if g >= 2147483647:
             visited[:] = 0
-            gen = 1
+            g = 1
         # ---- greedy descent over the upper levels
         cur = entry
-        curk = _key(codes, sf, secs, lut, n_acc, a_ell, a_ip, add, sign, accs, cur)
+        one[0] = cur
+        _hop_keys(hop, q, qs, codes, sf, exact, metric, add, one, 1, dots, onek, accs)
+        curk = onek[0]
         for level in range(max_level, 0, -1):
             changed = True
             while changed:
                 changed = False
                 if levels[cur] <= level:
                     break
-                b = offsets[cur] + cum[level]
-                e = offsets[cur] + cum[level + 1]
-                for t in range(b, e):
+                o = offsets[cur]
+                cnt = 0
+                for t in range(o + cum[level], o + cum[level + 1]):
                     v = neighbors[t]
                     if v < 0:
                         break
-                    kv = _key(codes, sf, secs, lut, n_acc, a_ell, a_ip, add, sign, accs, v)
-                    if kv < curk:
-                        curk = kv
-                        cur = v
+                    if v < n_vis:
+                        buf[cnt] = v
+                        cnt += 1
+                _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
+                for t in range(cnt):
+                    if hk[t] < curk:
+                        curk = hk[t]
+                        cur = buf[t]
                         changed = True
         # ---- ef-search at level 0
         nres = 0
-        ncand = 0
-        visited[cur] = gen
-        ncand = _minheap_push(cand_k, cand_i, ncand, curk, cur)
+        visited[cur] = g
+        ncand = _minheap_push(cand_k, cand_i, 0, curk, cur)
         if not use_ok or ok[cur] != 0:
             nres = heap_push(res_k, res_i, nres, curk, cur)
-        c0 = cum[0]
-        c1 = cum[1]
+        b1 = cum[1]
         while ncand > 0:
             ck = cand_k[0]
             c = cand_i[0]
             if nres == ef and ck > res_k[0]:
                 break
             ncand = _minheap_pop(cand_k, cand_i, ncand)
-            b = offsets[c] + c0
-            e = offsets[c] + c1
-            for t in range(b, e):
+            o = offsets[c]
+            cnt = 0
+            for t in range(o, o + b1):
                 v = neighbors[t]
                 if v < 0:
                     break
-                if visited[v] == gen:
+                if v >= n_vis or visited[v] == g:
                     continue
-                visited[v] = gen
-                kv = _key(codes, sf, secs, lut, n_acc, a_ell, a_ip, add, sign, accs, v)
+                visited[v] = g
+                buf[cnt] = v
+                cnt += 1
+            if cnt == 0:
+                continue
+            _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
+            for t in range(cnt):
+                kv = hk[t]
                 if nres < ef or kv < res_k[0]:
+                    v = buf[t]
                     ncand = _minheap_push(cand_k, cand_i, ncand, kv, v)
                     if not use_ok or ok[v] != 0:
                         nres = heap_push(res_k, res_i, nres, kv, v)
-        # ---- sorted top-k
-        order = np.argsort(res_k[:nres])
-        m = min(k, nres)
-        for t in range(m):
-            out_keys[q, t] = res_k[order[t]]
-            out_pos[q, t] = res_i[order[t]]
-        for t in range(m, k):
-            out_keys[q, t] = np.inf
-            out_pos[q, t] = -1
+        # ---- the ef list rescored exactly, top k
+        size = 0
+        if mode == HOP_EXACT:
+            for t in range(nres):
+                size = heap_push(top_k, top_i, size, res_k[t], res_i[t])
+        else:
+            for t in range(nres):
+                i = res_i[t]
+                exact_accs(codes[i], secs, tables, vsp, q, accs)
+                key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+                size = heap_push(top_k, top_i, size, key, i)
+        heap_sorted(top_k, top_i, size, out_keys[q], out_pos[q])
+    gen[0] = g
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def hnsw_search(codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, levels, offsets, neighbors,
-                cum, entry, max_level, ef, ok, use_ok, nchunks, out_keys, out_pos):
-    """HNSW search of every query (prange over `nchunks` query chunks, one visited array
-    per chunk). out_keys float32 (nq, k) ascending (+inf pads), out_pos int64 (-1 pads)."""
-    nq = luts.shape[0]
+@_dual
+def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, visited, gens,
+                      out_keys, out_pos):
+    """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
+    queries (one visit-stamp row each). hop = (mode, fptr, backend, lut uint8 (16,), nbytes,
+    byte offset, t_min, s_t) (module docstring); exact = (codes, secs, tables, vsp, sf,
+    n_acc) as driver.exact_search; graph = (levels, offsets, neighbors, cum, entry,
+    max_level); flt = (ok, use_ok). out_keys float32 (nq, k) ascending (+inf pads), out_pos
+    int64 storage rows (-1 pads)."""
+    nq = out_keys.shape[0]
+    nchunks = visited.shape[0]
     for c in prange(nchunks):
         q0 = c * nq // nchunks
         q1 = (c + 1) * nq // nchunks
         if q1 > q0:
-            _search_range(q0, q1, codes, sf, secs, luts, n_acc, a_ell, a_ip, qadd, levels,
-                          offsets, neighbors, cum, entry, max_level, ef, ok, use_ok,
-                          out_keys, out_pos)
+            _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt,
+                            visited[c], gens[c:c + 1], out_keys, out_pos)
