@@ -166,7 +166,7 @@ setup(
     ext_modules=[
         Extension(
             "vqindex._fastscan",
-            sources=["native/fastscan.c", "native/encode.c"],
+            sources=["native/fastscan.c", "native/encode.c", "native/graph.c"],
             extra_compile_args=_cflags,
             libraries=_libs,
             optional=True,
