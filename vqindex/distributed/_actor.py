@@ -139,6 +139,19 @@ class ShardActor:
     """
 
     def __init__(self, shard, num_shards, d, work_dir, init_kind, init_data):
+        # an exception raised here would reach the caller only as Ray's ActorDiedError text;
+        # kept instead and raised by every call, so the caller sees the real error
+        self._init_error = None
+        try:
+            self._setup(shard, num_shards, d, work_dir, init_kind, init_data)
+        except Exception as exc:
+            self._init_error = exc
+
+    def _check(self):
+        if self._init_error is not None:
+            raise self._init_error
+
+    def _setup(self, shard, num_shards, d, work_dir, init_kind, init_data):
         import vqindex
         self.shard, self.num_shards, self.d = int(shard), int(num_shards), int(d)
         self.work_dir = os.fspath(work_dir)
@@ -206,12 +219,14 @@ class ShardActor:
     # ------------------------------------------------------------------ mutations
     def check_new(self, ids):
         """The first of `ids` already stored here, or None."""
+        self._check()
         with _Read(self._lock):
             hit = present_ids(self.index, ids)
         return int(ids[hit][0]) if hit.any() else None
 
     def add(self, seq, x, ids, num_threads=None):
         """add_with_ids, logged (fsync) before returning; returns the rows added."""
+        self._check()
         with _Write(self._lock):
             done, result = self._done(seq)
             if done:
@@ -231,6 +246,7 @@ class ShardActor:
 
     def remove(self, seq, ids=None, selector=None):
         """remove_ids by an id array or a selector with is_member(id); logged; the count."""
+        self._check()
         with _Write(self._lock):
             done, result = self._done(seq)
             if done:
@@ -250,6 +266,7 @@ class ShardActor:
 
     def reset(self, seq):
         """Remove every vector (training kept); logged."""
+        self._check()
         with _Write(self._lock):
             done, result = self._done(seq)
             if done:
@@ -261,6 +278,7 @@ class ShardActor:
 
     def rebase(self, seq, file_bytes):
         """Replace an empty shard by a new trained template (after ShardedIndex.train)."""
+        self._check()
         import vqindex
         with _Write(self._lock):
             done, _ = self._done(seq)
@@ -296,6 +314,7 @@ class ShardActor:
 
     def save(self, directory, generation):
         """Write this shard's file into `directory` and start a fresh log beside it."""
+        self._check()
         with _Read(self._lock):  # writers excluded; searches go on
             stem = os.path.join(os.fspath(directory), f"shard-{self.shard:04d}.g{generation}")
             import vqindex
@@ -310,6 +329,7 @@ class ShardActor:
     # ------------------------------------------------------------------ queries
     def search(self, x, k, params, flt):
         """(D, I, seconds inside the index) of index.search with this shard's filter."""
+        self._check()
         with _Read(self._lock):
             t0 = time.perf_counter()
             D, I = self.index.search(_writable(x), k,
@@ -318,6 +338,7 @@ class ShardActor:
 
     def range_search(self, x, radius, params, flt):
         """(lims, D, I, seconds inside the index) of index.range_search."""
+        self._check()
         with _Read(self._lock):
             t0 = time.perf_counter()
             lims, D, I = self.index.range_search(_writable(x), radius,
@@ -326,10 +347,12 @@ class ShardActor:
 
     def ntotal(self):
         """Vectors stored in this shard."""
+        self._check()
         return int(self.index.ntotal)
 
     def reconstruct_batch(self, ids):
         """float32 (len(ids), d): index.reconstruct of each id (KeyError if one is absent)."""
+        self._check()
         with _Read(self._lock):
             if len(ids) == 0:
                 return np.zeros((0, self.d), np.float32)
@@ -338,6 +361,7 @@ class ShardActor:
 
     def info(self):
         """ntotal, max id, operation number, process RSS, file and log sizes, pid."""
+        self._check()
         with _Read(self._lock):
             n = int(self.index.ntotal)
             ids = live_ids(self.index) if n else np.zeros(0, np.int64)
@@ -348,6 +372,7 @@ class ShardActor:
 
     def stall(self, seconds):
         """Test hook: hold the shard exclusively for `seconds` (a slow or hung shard)."""
+        self._check()
         with _Write(self._lock):
             time.sleep(float(seconds))
         return True
