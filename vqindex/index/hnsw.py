@@ -62,7 +62,7 @@ class IndexHNSWCodes(IndexCodes):
     """HNSW over codes with an int8 traversal and exact rescoring; see the module doc."""
 
     _file_kind = "hnsw"
-    _mmap_arrays = ()
+    _mmap_arrays = ("codes",)
     #: below this fraction of allowed rows, a filtered search scans the allowed rows
     filter_scan_fraction = 0.02
     #: decoded rows per step when an add needs the stored nodes as floats
@@ -86,14 +86,16 @@ class IndexHNSWCodes(IndexCodes):
 
     # ------------------------------------------------------------------ storage views
     # rows < n of the capacity buffers; the setters install whole arrays (base __init__, io)
+    # (a read-only memory map from read_index(mmap=True) is kept as it is: an add grows
+    # into new arrays, so the file is never written)
     def _set_codes(self, v):
-        self._cbuf = np.ascontiguousarray(v, np.uint8)
+        self._cbuf = _as_c(v, np.uint8)
 
     def _set_sf(self, v):
-        self._sbuf = np.ascontiguousarray(v, np.float32)
+        self._sbuf = _as_c(v, np.float32)
 
     def _set_ids(self, v):
-        self._ibuf = np.ascontiguousarray(v, np.int64)
+        self._ibuf = _as_c(v, np.int64)
         self._n = self._cap = int(self._ibuf.shape[0])
 
     _codes = property(lambda self: self._cbuf[: self._n], _set_codes)
@@ -385,12 +387,26 @@ class IndexHNSWCodes(IndexCodes):
         if not np.all(np.isfinite(sf)):
             raise ctx.fail("scan factors are not finite")
         g = {"entry_point": meta.get("entry_point"), "max_level": meta.get("max_level")}
+        legacy = "graph_arrays" in meta  # format 1/2 files: faiss-layout graph arrays
+        if legacy:
+            scalars = meta.get("graph_scalars")
+            if isinstance(scalars, dict):
+                g.update(scalars)
         for key in ("levels", "neighbors", "deleted_rows", "offsets", "cum", "deleted"):
-            if key in arrays:
-                g[key] = arrays[key]
-        index._set_codes(np.ascontiguousarray(codes[:, : codec._code_bytes]))
+            for name in (key, "graph." + key):
+                if name in arrays:
+                    g[key] = arrays[name]
+        index._set_codes(codes if ctx.version != 1
+                         else np.ascontiguousarray(codes[:, : codec._code_bytes]))
         index._set_sf(sf)
         index._set_ids(ids)
+        if legacy and "levels" not in g:
+            # the graph arrays of an old file were not handed over: rebuild from the codes
+            # (the removed rows are unknown then: an old file that has some is refused)
+            if meta.get("ntotal") != n:
+                raise ctx.fail("an old-layout HNSW file with removed rows needs its graph arrays")
+            index._store_and_link(index._cbuf.copy(), index._sbuf.copy(), index._ibuf.copy())
+            return index
         try:
             index.set_graph_arrays(g)
         except ValueError as exc:
@@ -501,6 +517,12 @@ class IndexHNSWCodes(IndexCodes):
                                              np.full((nq, 1), n, np.int64), add, codes[:n],
                                              sf[:n], mask, use_mask)
         return lims, keys, ids[rows]
+
+
+def _as_c(v, dtype):
+    if isinstance(v, np.ndarray) and v.dtype == dtype and v.flags.c_contiguous:
+        return v
+    return np.ascontiguousarray(v, dtype)
 
 
 _DOT4 = None
