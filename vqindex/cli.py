@@ -127,6 +127,20 @@ def build_parser():
     e.add_argument("--repeat", type=int, default=3)
     e.add_argument("--no-faiss", action="store_true", help="skip FAISS's codecs")
     e.add_argument("--out", default=None, help="directory for encode_time.json/.md/.png")
+
+    sc = sub.add_parser("scale", help="ShardedIndex on a local Ray vs the plain index (needs the distributed extra)")
+    sc.add_argument("--dataset", required=True, help="data set name or HDF5 path")
+    sc.add_argument("--shards", default="1,2,4", help="shard counts (default: %(default)s)")
+    sc.add_argument("--n", type=int, default=None, help="first n train vectors (default: all)")
+    sc.add_argument("--nq", type=int, default=1000, help="batch queries (default: 1000)")
+    sc.add_argument("--k", type=int, default=10)
+    sc.add_argument("--index", default="IVF1024,EDEN4,RFlat", help="index string (default: %(default)s)")
+    sc.add_argument("--nprobe", type=int, default=32)
+    sc.add_argument("--k-factor", type=float, default=2.0)
+    sc.add_argument("--single-queries", type=int, default=300, help="one-query-per-call searches (default: 300)")
+    sc.add_argument("--threads", type=int, default=1, help="search threads per index / shard (default: 1)")
+    sc.add_argument("--address", default=None, help="Ray address (default: a local Ray)")
+    sc.add_argument("--out", default=None, help="directory for scale.json/.md")
     return p
 
 
@@ -392,6 +406,14 @@ def _cmd_config(a):
 COMMANDS = {"sweep": _cmd_sweep, "summarize": _cmd_summarize, "compare": _cmd_compare,
             "datasets": _cmd_datasets, "distortion": _cmd_distortion,
             "encode-time": _cmd_encode_time, "warmup": _cmd_warmup, "config": _cmd_config}
+
+
+def _cmd_scale(a):
+    from .distributed.bench import run_cli
+    return run_cli(a)
+
+
+COMMANDS["scale"] = _cmd_scale
 
 
 # ---------------------------------------------------------------------------- main
