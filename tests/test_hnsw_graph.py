@@ -1,0 +1,451 @@
+"""IndexHNSWCodes' own graph (issue 9): the per-hop integer kernel against its twin and a
+float reference, recall against the exact estimator, incremental add (also after a file
+load), removals, filtered search in both regimes, searches during adds, file checks."""
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import vqindex
+from vqindex import SearchParams
+from vqindex.index import hnsw as H
+from vqindex.kernels import graph as G
+
+from conftest import load_angular
+
+MINILM = "pypi-minilm-384-angular-tiny.hdf5"
+COS = vqindex.METRIC_COSINE
+
+
+def recall(I, ref, k=10):
+    return float(np.mean([len(set(I[i, :k]) & set(ref[i, :k])) / k for i in range(len(I))]))
+
+
+@pytest.fixture(scope="module")
+def minilm(data_dir):
+    return load_angular(data_dir, MINILM)
+
+
+@pytest.fixture(scope="module")
+def eden(minilm):
+    idx = vqindex.index_factory(384, "HNSW32,EDEN4", COS)
+    idx.add(minilm[0])
+    return idx
+
+
+@pytest.fixture(scope="module")
+def flat(minilm, eden):
+    f = vqindex.IndexFlatCodes(384, eden.codec, COS)
+    f.add(minilm[0])
+    return f
+
+
+def _dot4_reference(codes, ids, q, lut):
+    """sum_j lut[field_j] * q_j with the fields in natural order (int64 numpy)."""
+    lo = (codes[ids] & 15).astype(np.int64)
+    hi = (codes[ids] >> 4).astype(np.int64)
+    fields = np.empty((len(ids), 2 * codes.shape[1]), np.int64)
+    fields[:, 0::2] = lut[lo]
+    fields[:, 1::2] = lut[hi]
+    return fields @ q.astype(np.int64)
+
+
+def _arrange(q):
+    """q (int8, 2 * nbytes) in the order vq_graph_dot4 reads it."""
+    qa = np.zeros(64 * ((q.shape[0] + 63) // 64), np.int8)
+    for j in range(q.shape[0]):
+        c, r = divmod(j, 64)
+        qa[64 * c + (r >> 1) + 32 * (r & 1)] = q[j]
+    return qa
+
+
+@pytest.mark.parametrize("nbytes", [192, 200, 16, 1])
+def test_dot4_native_equals_numba_twin_and_reference(nbytes):
+    import ctypes
+    rng = np.random.default_rng(nbytes)
+    codes = rng.integers(0, 256, (300, nbytes), dtype=np.uint8)
+    ids = rng.integers(0, 300, 65).astype(np.int32)
+    q = rng.integers(-127, 128, 2 * nbytes).astype(np.int8)
+    q[:2] = [127, -127]  # extreme values: no saturation anywhere
+    lut = rng.integers(0, 128, 16).astype(np.uint8)
+    lut[:2] = 127
+    qa = _arrange(q)
+    ref = _dot4_reference(codes, ids, q, lut)
+    twin = np.zeros(len(ids), np.int32)
+    G.dot4_numba(codes, 0, ids, len(ids), qa, lut, nbytes, twin)
+    np.testing.assert_array_equal(twin, ref)
+    addr = H._graph_dot4_address()
+    if not addr:
+        pytest.skip("native library without vq_graph_dot4 (numba twin only)")
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 12))(addr)
+    lib = vqindex.kernels.native.lib
+    have = int(lib.vq_graph_backends())
+    for backend in (0, 1, 2):
+        if backend and not have & (1 << backend):
+            continue
+        out = np.full(len(ids), -7, np.int32)
+        rc = fn(codes.ctypes.data, nbytes, ids.ctypes.data, len(ids), qa.ctypes.data,
+                lut.ctypes.data, nbytes, out.ctypes.data, backend, 0, 0, 0)
+        assert rc == 0
+        np.testing.assert_array_equal(out, ref, err_msg=f"backend {backend}")
+    assert fn(codes.ctypes.data, nbytes, ids.ctypes.data, 1, qa.ctypes.data, lut.ctypes.data,
+              nbytes, twin.ctypes.data, 99, 0, 0, 0) == -1
+
+
+def test_integer_hop_estimate_within_rounding_bound(eden, minilm):
+    # exact - approx = s_t sum_j u_j r_j + sum_j e_j v_j with |r_j| <= s_q / 2 (query
+    # rounding) and |e_j| <= s_t / 2 (level rounding): bounded by
+    # s_t s_q / 2 sum_j u_j + s_t / 2 ||v||_1 (plus float32 slack)
+    mode, lut, nbytes, off, tmin, st = eden._hop_setup()
+    assert mode == G.HOP_NIBBLE
+    secs, tables = eden.codec.exact_tables
+    t = tables[secs[0, 5]: secs[0, 5] + 16].astype(np.float64)
+    qt = eden.codec._prepare_trusted(eden._prep(minilm[1][:40]), 1)
+    v = qt.spaces[0]
+    codes = np.ascontiguousarray(eden._codes[:400])
+    ids = np.arange(400, dtype=np.int32)
+    lo, hi = codes & 15, codes >> 4
+    fields = np.empty((400, 2 * nbytes), np.int64)
+    fields[:, 0::2], fields[:, 1::2] = lo, hi
+    worst = 0.0
+    for qi in range(v.shape[0]):
+        qa = np.zeros(64 * ((v.shape[1] + 63) // 64), np.int8)
+        sq = G.quantize_query_i8(v[qi], 2 * nbytes, qa)
+        dots = np.zeros(400, np.int32)
+        G.dot4_numba(codes, off, ids, 400, qa, lut, nbytes, dots)
+        approx = tmin * v[qi, : 2 * nbytes].astype(np.float64).sum() + st * sq * dots
+        exact = t[fields] @ v[qi, : 2 * nbytes].astype(np.float64)
+        bound = (st * sq / 2 * lut[fields].sum(1) + st / 2 * np.abs(v[qi]).sum()
+                 + 1e-4 * np.abs(exact).max())
+        assert np.all(np.abs(exact - approx) <= bound)
+        worst = max(worst, float(np.max(np.abs(exact - approx) / bound)))
+    assert worst > 0.01  # the bound is not vacuous
+
+
+def test_recall_matches_the_exact_estimator(eden, flat, minilm):
+    # Measured (5000 x 384, 200 queries): flat scan of the EDEN4 codes (same exact estimator)
+    # 0.95; graph efSearch 128: 0.95; integer hops vs exact-estimator hops at efSearch 32
+    # within 0.005. Tolerances: 0.02 / 0.01 (1-2 of 10 neighbours on 2 % of the queries).
+    xb, xq, gt = minilm
+    _, If = flat.search(xq, 10)
+    _, I128 = eden.search(xq, 10, params=SearchParams(efSearch=128))
+    assert recall(I128, gt) >= recall(If, gt) - 0.02
+    assert recall(I128, If) >= 0.97
+    _, Iint = eden.search(xq, 10, params=SearchParams(efSearch=32))
+    saved = eden._hop
+    try:
+        eden._hop = (eden.codec, (G.HOP_EXACT, np.zeros(16, np.uint8), 0, 0, 0.0, 1.0))
+        Dex, Iex = eden.search(xq, 10, params=SearchParams(efSearch=32))
+    finally:
+        eden._hop = saved
+    assert abs(recall(Iint, gt) - recall(Iex, gt)) <= 0.01
+    # the returned distances are the exact estimates (rescored), equal to the flat scan's
+    Df, If = flat.search(xq[:20], 10)
+    Dh, Ih = eden.search(xq[:20], 10, params=SearchParams(efSearch=eden.ntotal))
+    np.testing.assert_array_equal(Ih, If)
+    np.testing.assert_allclose(Dh, Df, rtol=1e-5, atol=1e-5)
+
+
+def test_no_float_vectors_and_file_bytes(eden, tmp_path):
+    n, d = eden.ntotal, eden.d
+    for name, val in vars(eden).items():
+        if isinstance(val, np.ndarray) and val.dtype.kind == "f":
+            assert val.size < n * d // 4, f"{name} looks like float vectors: {val.shape}"
+    path = tmp_path / "e.vqi"
+    vqindex.write_index(eden, path)
+    slots = eden.graph_arrays()["neighbors"].shape[0]
+    per = eden.codec._code_bytes + 4 * (eden.codec.n_acc + 2) + 8 + 1 + 4 * slots / n
+    assert path.stat().st_size <= n * per + 64 * 1024  # + header, tables, small constant
+    assert slots / n <= 2 * eden.M * 1.1  # level 0 (2M) + a few upper slots
+
+
+def test_num_threads_give_the_same_results(eden, minilm):
+    xq = minilm[1]
+    D1, I1 = eden.search(xq, 10, params=SearchParams(num_threads=1))
+    D2, I2 = eden.search(xq, 10, params=SearchParams(num_threads=2))
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+    Ds = np.vstack([eden.search(xq[i:i + 1], 10)[0] for i in range(20)])
+    np.testing.assert_array_equal(Ds, D1[:20])
+
+
+def test_build_is_reproducible():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1500, 32)).astype(np.float32)
+    a = vqindex.index_factory(32, "HNSW8,EDEN4")
+    b = vqindex.index_factory(32, "HNSW8,EDEN4")
+    a.add(x)
+    b.add(x)
+    ga, gb = a.graph_arrays(), b.graph_arrays()
+    for key in ga:
+        np.testing.assert_array_equal(ga[key], gb[key])
+
+
+def test_add_after_read_index_extends_the_graph(minilm, tmp_path):
+    xb, xq, gt = minilm
+    idx = vqindex.index_factory(384, "HNSW32,EDEN4", COS)
+    idx.add(xb[:4000])
+    path = tmp_path / "h.vqi"
+    vqindex.write_index(idx, path)
+    got = vqindex.read_index(path)
+    g0 = got.graph_arrays()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no rebuild warning
+        got.add(xb[4000:])
+    g1 = got.graph_arrays()
+    assert got.ntotal == 5000
+    np.testing.assert_array_equal(g1["levels"][:4000], g0["levels"])
+    # the old nodes' slots are where they were; only reverse links changed some lists
+    old = g0["neighbors"].shape[0]
+    same = np.mean(g1["neighbors"][:old] == g0["neighbors"])
+    assert same >= 0.7, same
+    _, I = got.search(xb[4000:4200], 1)
+    assert np.mean(I[:, 0] == np.arange(4000, 4200)) >= 0.95
+    one = vqindex.index_factory(384, "HNSW32,EDEN4", COS)
+    one.add(xb)
+    r_inc = recall(got.search(xq, 10)[1], gt)
+    r_one = recall(one.search(xq, 10)[1], gt)
+    assert r_inc >= r_one - 0.03, (r_inc, r_one)
+
+
+def test_remove_never_returns_removed_ids(minilm, tmp_path):
+    xb, xq, gt = minilm
+    idx = vqindex.index_factory(384, "HNSW16,EDEN4", COS)
+    idx.add(xb)
+    rng = np.random.default_rng(1)
+    gone = rng.choice(5000, 1500, replace=False)
+    gone = np.union1d(gone, [idx._ids[idx._entry]])  # the entry point too
+    gone = np.union1d(gone, idx.search(xq, 3)[1].ravel())  # and the best answers
+    assert idx.remove_ids(gone) == len(gone)
+    assert idx.remove_ids(gone[:10]) == 0
+    live = 5000 - len(gone)
+    assert idx.ntotal == live
+    for check in ("tombstones", "file", "compacted"):
+        if check == "file":
+            vqindex.write_index(idx, tmp_path / "r.vqi")
+            idx = vqindex.read_index(tmp_path / "r.vqi")
+        if check == "compacted":
+            assert idx.compact() == len(gone)
+            assert idx._n == live and idx.graph_arrays()["deleted_rows"].shape == (0,)
+        assert idx.ntotal == live
+        D, I = idx.search(xq, 50)
+        assert np.all(I >= 0), check
+        assert not np.any(np.isin(I, gone)), check
+        assert all(len(set(row)) == 50 for row in I)
+        _, I1 = idx.search(xq[:5], 1)
+        assert not np.any(np.isin(I1, gone))
+
+
+def _spy_flat(monkeypatch, idx):
+    calls = []
+    real = idx._flat_keys
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+    monkeypatch.setattr(idx, "_flat_keys", spy)
+    return calls
+
+
+def test_filter_one_percent_scans_allowed_rows(eden, flat, minilm, monkeypatch):
+    xq = minilm[1][:50]
+    allow = np.random.default_rng(2).choice(5000, 50, replace=False)  # 1 %
+    calls = _spy_flat(monkeypatch, eden)
+    D, I = eden.search(xq, 10, params=SearchParams(filter=allow, efSearch=16))
+    assert calls, "a 1 % filter should switch to the scan of the allowed rows"
+    assert np.all(I >= 0) and np.all(np.isin(I, allow))
+    _, If = flat.search(xq, 10, params=SearchParams(filter=allow))
+    np.testing.assert_array_equal(I, If)
+
+
+def test_filter_inside_the_traversal(eden, flat, minilm, monkeypatch):
+    xq = minilm[1][:50]
+    mask = np.zeros(5000, bool)
+    mask[np.random.default_rng(4).choice(5000, 1000, replace=False)] = True  # 20 %
+    calls = _spy_flat(monkeypatch, eden)
+    _, I = eden.search(xq, 10, params=SearchParams(filter=mask, efSearch=64))
+    assert not calls
+    assert np.all(I >= 0) and np.all(mask[I])
+    _, If = flat.search(xq, 10, params=SearchParams(filter=mask))
+    assert recall(I, If) >= 0.9
+    # the traversal itself also returns k results at 1 % (the scan switch turned off)
+    monkeypatch.setattr(eden, "filter_scan_fraction", 0.0)
+    allow = np.random.default_rng(5).choice(5000, 50, replace=False)
+    _, I = eden.search(xq, 10, params=SearchParams(filter=allow, efSearch=20))
+    assert not calls
+    assert np.all(I >= 0) and np.all(np.isin(I, allow))
+
+
+def test_searches_during_add_see_a_consistent_graph(minilm):
+    xb, xq, gt = minilm
+    idx = vqindex.index_factory(384, "HNSW16,EDEN4", COS)
+    idx.add(xb[:1000])
+    published = [1000]
+    errors = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for a in range(1000, 5000, 250):
+                idx.add(xb[a:a + 250])
+                published.append(a + 250)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader(seed):
+        rng = np.random.default_rng(seed)
+        rounds = 0
+        while not done.is_set() or rounds < 3:
+            q = rng.integers(0, 1000, 8)
+            before = published[-1]
+            _, I = idx.search(xb[q], 10, params=SearchParams(num_threads=1 + seed % 2))
+            after = published[-1]
+            if np.any(I < 0) or np.any(I >= after) or any(len(set(r)) != 10 for r in I):
+                errors.append(("bad ids", before, after, I))
+            if np.mean(I[:, 0] == q) < 0.75:
+                errors.append(("self not found", I[:, 0], q))
+            rounds += 1
+
+    ts = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(s,))
+                                              for s in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:3]
+    assert idx.ntotal == 5000
+    _, I = idx.search(xq, 10)
+    assert recall(I, gt) >= 0.85
+
+
+def _clone_with_graph(src, g):
+    c = vqindex.index_factory(src.d, f"HNSW{src.M},EDEN4", src.metric_type)
+    c.codec = src.codec
+    c._set_codes(src._codes.copy())
+    c._set_sf(src._sf.copy())
+    c._set_ids(src._ids.copy())
+    c.set_graph_arrays(g)
+    return c
+
+
+def test_corrupt_graph_arrays_are_refused(eden):
+    g = eden.graph_arrays()
+    n = eden._n
+    _clone_with_graph(eden, g)  # the intact graph loads
+
+    def bad(**change):
+        h = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in g.items()}
+        for key, fn in change.items():
+            h[key] = fn(h[key])
+        with pytest.raises(ValueError):
+            _clone_with_graph(eden, h)
+
+    def put(i, val):
+        def f(a):
+            a[i] = val
+            return a
+        return f
+
+    bad(neighbors=put(5, n))                                  # id out of range
+    bad(neighbors=put(5, -2))
+    bad(neighbors=put(0, 0))                                  # self link of node 0
+    bad(neighbors=lambda a: a[:-1])                           # too few slots
+    bad(levels=put(3, 0))                                     # a node without levels
+    bad(levels=put(3, 200))                                   # beyond the cum table
+    bad(levels=lambda a: a[:-1])                              # count mismatch
+    bad(entry_point=lambda v: n)
+    bad(max_level=lambda v: v + 1)
+    bad(deleted_rows=lambda a: np.array([n], np.int64))
+    bad(deleted_rows=lambda a: np.array([1, 1], np.int64))
+    bad(levels=lambda a: a.astype(np.float32))                # not integers
+    # the faiss layout of old files: offsets must follow levels and cum
+    old = _faiss_layout(eden)
+    _clone_with_graph(eden, old)
+    h = dict(old, offsets=old["offsets"].copy())
+    h["offsets"][3] += 1
+    with pytest.raises(ValueError):
+        _clone_with_graph(eden, h)
+    h = dict(old, deleted=np.full(n, 2, np.uint8))
+    with pytest.raises(ValueError):
+        _clone_with_graph(eden, h)
+
+
+def _faiss_layout(idx):
+    g = idx.graph_arrays()
+    levels = g["levels"].astype(np.int32)
+    offsets = np.zeros(idx._n + 1, np.int64)
+    offsets[1:] = np.cumsum(idx._cum[levels])
+    return {"levels": levels, "offsets": offsets, "neighbors": g["neighbors"],
+            "cum": idx._cum[: int(levels.max()) + 1].copy(), "entry_point": g["entry_point"],
+            "max_level": g["max_level"], "deleted": np.zeros(idx._n, np.uint8)}
+
+
+def test_file_state_checks(eden):
+    from vqindex import io
+    meta, arrays, _ = eden._state()
+    meta = dict(meta, d=eden.d, metric_type=int(eden.metric_type), ntotal=eden.ntotal)
+    ctx = io.FileContext("<test>", 2, False, eden.codec)
+    got = H.IndexHNSWCodes._from_state(meta, arrays, {}, ctx)
+    for key, val in eden.graph_arrays().items():
+        np.testing.assert_array_equal(got.graph_arrays()[key], val)
+    for key, fn in [("neighbors", lambda a: np.where(a == a.max(), eden._n + 7, a)),
+                    ("levels", lambda a: np.zeros_like(a)),
+                    ("ids", lambda a: np.zeros_like(a)),
+                    ("sf", lambda a: np.full_like(a, np.nan)),
+                    ("codes", lambda a: a[:, :3].copy())]:
+        arr = dict(arrays)
+        arr[key] = fn(arrays[key].copy())
+        with pytest.raises(vqindex.errors.IndexFileError):
+            H.IndexHNSWCodes._from_state(meta, arr, {}, ctx)
+    with pytest.raises(vqindex.errors.IndexFileError):
+        H.IndexHNSWCodes._from_state(dict(meta, entry_point=-5), arrays, {}, ctx)
+
+
+def test_old_faiss_graph_loads(minilm):
+    faiss = pytest.importorskip("faiss")
+    xb, xq, gt = minilm
+    idx = vqindex.index_factory(384, "HNSW32,EDEN4", COS)
+    idx.add(xb[:2000])
+    fi = faiss.IndexHNSWFlat(384, 32, faiss.METRIC_INNER_PRODUCT)
+    fi.add(idx._prep(xb[:2000]))
+    h = fi.hnsw
+    g = {"levels": faiss.vector_to_array(h.levels), "offsets": faiss.vector_to_array(h.offsets),
+         "neighbors": faiss.vector_to_array(h.neighbors),
+         "cum": faiss.vector_to_array(h.cum_nneighbor_per_level), "entry_point": h.entry_point,
+         "max_level": h.max_level, "deleted": np.zeros(2000, np.uint8)}
+    c = _clone_with_graph(idx, g)
+    np.testing.assert_array_equal(c.graph_arrays()["neighbors"].shape[0],
+                                  int(g["offsets"][-1]))
+    _, I = c.search(xb[:100], 1)
+    assert np.mean(I[:, 0] == np.arange(100)) >= 0.95
+    c.add(xb[2000:2500])  # extends the loaded faiss graph
+    _, I = c.search(xb[2000:2100], 1)
+    assert np.mean(I[:, 0] == np.arange(2000, 2100)) >= 0.95
+    # a graph with another slot layout (M = 16 into an M = 32 index) is rebuilt
+    f16 = faiss.IndexHNSWFlat(384, 16, faiss.METRIC_INNER_PRODUCT)
+    f16.add(idx._prep(xb[:2000]))
+    h = f16.hnsw
+    g16 = dict(g, levels=faiss.vector_to_array(h.levels),
+               offsets=faiss.vector_to_array(h.offsets),
+               neighbors=faiss.vector_to_array(h.neighbors),
+               cum=faiss.vector_to_array(h.cum_nneighbor_per_level),
+               entry_point=h.entry_point, max_level=h.max_level)
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        c16 = _clone_with_graph(idx, g16)
+    _, I = c16.search(xb[:100], 1)
+    assert np.mean(I[:, 0] == np.arange(100)) >= 0.95
+
+
+def test_hnsw_parameters_as_attributes():
+    idx = vqindex.index_factory(16, "HNSW12,EDEN4")
+    assert idx.M == 12 and idx.efConstruction == 40 and idx.efSearch == 64
+    idx.efConstruction = 80
+    idx.efSearch = 20
+    assert idx.hnsw.efConstruction == 80 and idx.hnsw.efSearch == 20 and idx.hnsw.M == 12
+    with pytest.raises(ValueError):
+        idx.efConstruction = 0
+    with pytest.raises(TypeError):
+        idx.efConstruction = 2.5
