@@ -36,7 +36,7 @@ def data():
 
 
 def _prep(index, x):
-    if index.metric_type == vqindex.METRIC_COSINE:
+    if index.metric == "cosine":
         x = x / np.linalg.norm(x, axis=1, keepdims=True)
     return np.ascontiguousarray(x, np.float32)
 

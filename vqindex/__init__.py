@@ -15,6 +15,11 @@ from .index import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, Index, Index
 
 from .index.hnsw import IndexHNSWCodes
 from .evaluation import knn_ground_truth, recall_at_k
+from .factory import describe_index, factory_help
+from .index.float_flat import IndexFlat, IndexHNSWFlat, IndexIVFFlat
+from .index.params import ParameterSpace, get_num_threads, set_num_threads
+from .index.pretransform import IndexPreTransform
+from .interop import clone_index, deserialize_index, normalize_L2, serialize_index
 from ._config import show_config
 
 __version__ = "0.1.0"
@@ -26,3 +31,6 @@ __all__ = ["BlockQuant", "Codec", "EDEN", "RaBitQ", "Rotation", "TurboQuantMSE",
            "IndexHNSWCodes", "knn_ground_truth", "recall_at_k", "VQIndexError", "NotTrainedError",
            "DatasetError", "ArgumentError", "ArgumentTypeError", "ValueOverflowError",
            "IdNotFoundError", "CodecMismatchError", "TrainingError", "show_config"]
+__all__ += ["describe_index", "factory_help", "IndexFlat", "IndexHNSWFlat", "IndexIVFFlat",
+            "ParameterSpace", "get_num_threads", "set_num_threads", "IndexPreTransform",
+            "clone_index", "deserialize_index", "normalize_L2", "serialize_index"]

@@ -121,7 +121,7 @@ def _describe(index, arrays, prefix=""):
 
     if not isinstance(index, Index):
         raise TypeError(f"write_index expects a vqindex index, got {type(index).__name__}")
-    desc = {"d": int(index.d), "metric_type": int(index.metric_type), "metric": index.metric,
+    desc = {"d": int(index.d), "metric_type": int(index._metric), "metric": index.metric,
             "ntotal": int(index.ntotal), "params": _search_params(index)}
     if hasattr(index, "_ids"):  # rows in storage (HNSW keeps removed rows, flagged deleted)
         desc["nstored"] = int(index._ids.shape[0] if not hasattr(index, "_store")

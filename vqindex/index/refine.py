@@ -15,7 +15,7 @@ class IndexRefine(Index):
     """
 
     def __init__(self, base, k_factor=4.0):
-        super().__init__(base.d, base.metric_type)
+        super().__init__(base.d, base._metric)
         self.base = base
         self.params.k_factor = float(k_factor)
         self.params.num_threads = base.params.num_threads

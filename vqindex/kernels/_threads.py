@@ -8,8 +8,11 @@ __all__ = ["threads", "resolve_threads", "maybe_threads"]
 
 
 def resolve_threads(num_threads):
-    """Map None/0/-1 to all cores, clamp to numba's pool size; return an int >= 1."""
-    if num_threads is None or num_threads <= 0:
+    """Map None to the process default, 0/-1 to all cores, clamp to numba's pool size; return an int >= 1."""
+    if num_threads is None:
+        from ..index.params import get_num_threads
+        num_threads = get_num_threads()  # the process default (every core unless set)
+    elif num_threads <= 0:
         num_threads = os.cpu_count() or 1
     return max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
 
