@@ -41,20 +41,33 @@ Header JSON::
 Array dtypes come from a fixed allowlist (`ALLOWED_DTYPES`); anything else is rejected.
 Codec section tables are saved too ("codec.table<i>") and compared (allclose) with the
 rebuilt codec, so a codebook construction that changed between versions fails loudly.
+
+Rooms: this module keeps only the framing (preamble, checksum, header size and depth bounds,
+allowlists of index types, codec classes and dtypes, the array table bounded by the file
+size, mmap, atomic writes, refusing FIFOs / devices / directories, removing the temp files
+of killed writers). Each index kind writes and checks its own state: `_state()` returns its
+JSON-able fields, named arrays and child indexes, and `_from_state(meta, arrays, children,
+ctx)` validates every array (shapes, ranges, ids unique and >= 0, factors finite, ...) before
+building the index, also with verify=False (only the checksum is skipped then).
 """
 import dataclasses
+import errno
 import hashlib
+import io as _pyio
 import json
+import math
 import os
+import stat
 import struct
 import tempfile
+import time
 
 import numpy as np
 
 from .errors import IndexFileError
 
 __all__ = ["write_index", "read_index", "IndexFileError", "FORMAT_VERSION", "MAGIC",
-           "ALLOWED_DTYPES"]
+           "ALLOWED_DTYPES", "FileContext"]
 
 MAGIC = b"VQINDEX\0"
 FORMAT_VERSION = 2
@@ -69,14 +82,30 @@ _CHUNK = 1 << 22
 ALLOWED_DTYPES = ("|u1", "<u1", "|i1", "|b1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8",
                   "<f4", "<f8")
 INDEX_TYPES = ("flat", "ivf", "hnsw", "refine")
-_MAX_HEADER = 1 << 30
-
-
+#: header bounds: bytes, JSON nesting depth, arrays, dimensions of one array
+_MAX_HEADER = 1 << 26
+_MAX_DEPTH = 32
+_MAX_ARRAYS = 1 << 16
+_MAX_NDIM = 8
+#: a temp file of a writer that is not running any more (or of unknown owner and older than
+#: this many seconds) is removed by the next write to the same path
+_STALE_TEMP_S = 600.0
 
 
 def _codec_classes():
     from .codecs import BlockQuant, EDEN, RaBitQ, TurboQuantMSE, TurboQuantProd
     return {c.__name__: c for c in (BlockQuant, EDEN, RaBitQ, TurboQuantMSE, TurboQuantProd)}
+
+
+def _index_classes():
+    from .index import IndexFlatCodes, IndexIVFCodes, IndexRefine
+    classes = {"flat": IndexFlatCodes, "ivf": IndexIVFCodes, "refine": IndexRefine}
+    try:
+        from .index.hnsw import IndexHNSWCodes
+        classes["hnsw"] = IndexHNSWCodes
+    except ImportError:  # pragma: no cover - a build without HNSW
+        pass
+    return classes
 
 
 def _align(n):
@@ -89,6 +118,7 @@ class _Arrays:
 
     def __init__(self):
         self.items = []
+        self._names = set()
 
     def add(self, name, arr):
         arr = np.asarray(arr)
@@ -97,6 +127,9 @@ class _Arrays:
         if arr.dtype.str not in ALLOWED_DTYPES:
             raise TypeError(f"cannot save array {name!r}: dtype {arr.dtype} is not in the "
                             f"allowlist {ALLOWED_DTYPES}")
+        if name in self._names:
+            raise ValueError(f"cannot save two arrays named {name!r}")
+        self._names.add(name)
         self.items.append((name, np.ascontiguousarray(arr)))
         return name
 
@@ -116,66 +149,68 @@ def _codec_desc(codec, arrays, prefix):
     return {"class": cls, "params": codec.params(), "nsections": len(codec.sections)}
 
 
+def _file_kind(index):
+    kind = getattr(type(index), "_file_kind", None)
+    if kind is None and hasattr(index, "graph_arrays"):
+        kind = "hnsw"
+    return kind
+
+
 def _describe(index, arrays, prefix=""):
-    from .index import Index, IndexFlatCodes, IndexIVFCodes, IndexRefine
+    """The header description of `index` (its arrays go into `arrays`, named prefix + key).
+
+    Common fields are io's (type, d, metric_type, metric, ntotal, params, codec); the rest
+    comes from the index's `_state()` (contracts: index kinds own their state)."""
+    from .index import Index
 
     if not isinstance(index, Index):
         raise TypeError(f"write_index expects a vqindex index, got {type(index).__name__}")
-    desc = {"d": int(index.d), "metric_type": int(index._metric), "metric": index.metric,
-            "ntotal": int(index.ntotal), "params": _search_params(index)}
-    if hasattr(index, "_ids"):  # rows in storage (HNSW keeps removed rows, flagged deleted)
-        desc["nstored"] = int(index._ids.shape[0] if not hasattr(index, "_store")
-                              else index.ntotal)
-    if isinstance(index, IndexRefine):
-        desc["type"] = "refine"
-        desc["base"] = _describe(index.base, arrays, prefix + "base.")
-        desc["arrays"] = {"vectors": arrays.add(prefix + "vectors", index._vectors),
-                          "vec_ids": arrays.add(prefix + "vec_ids", index._vec_ids)}
-        return desc
-    if hasattr(index, "graph_arrays"):
-        kind = "hnsw"
-    elif isinstance(index, IndexIVFCodes):
-        kind = "ivf"
-    elif isinstance(index, IndexFlatCodes):
-        kind = "flat"
-    else:
+    kind = _file_kind(index)
+    if kind not in INDEX_TYPES:
         raise TypeError(f"cannot save an index of type {type(index).__name__}; "
                         f"supported: IndexFlatCodes, IndexIVFCodes, IndexHNSWCodes, IndexRefine")
-    desc["type"] = kind
-    desc["codec"] = _codec_desc(index.codec, arrays, prefix)
-    if kind == "hnsw":
-        codes, sf, ids = index._codes, index._sf, index._ids
-    else:  # list storage: the live rows, sorted by list
-        lists, codes, sf, ids = index._stored_arrays()
-    names = {"codes": arrays.add(prefix + "codes", codes),
-             "sf": arrays.add(prefix + "sf", sf),
-             "ids": arrays.add(prefix + "ids", ids)}
-    if kind == "ivf":
-        desc["nlist"] = int(index.nlist)
-        desc["trained"] = index.centroids is not None
-        desc["quantizer"] = type(index.quantizer).__name__
-        names["list_of"] = arrays.add(prefix + "list_of", lists)
-        if index.centroids is not None:
-            names["centroids"] = arrays.add(prefix + "centroids", index.centroids)
-    elif kind == "hnsw":
-        desc["M"] = int(index.M)
-        desc["efConstruction"] = int(index.efConstruction)
-        scalars, graph = {}, {}
-        for key, val in index.graph_arrays().items():
-            if isinstance(val, np.ndarray):
-                graph[key] = arrays.add(f"{prefix}graph.{key}", val)
-            elif isinstance(val, (bool, np.bool_)):
-                scalars[key] = bool(val)
-            elif isinstance(val, (int, np.integer)):
-                scalars[key] = int(val)
-            elif isinstance(val, (float, np.floating)):
-                scalars[key] = float(val)
-            elif val is None:
-                scalars[key] = None
-            else:
-                raise TypeError(f"cannot save HNSW graph entry {key!r} of type {type(val).__name__}")
-        desc["graph_scalars"] = scalars
-        desc["graph_arrays"] = graph
+    desc = {"type": kind, "d": int(index.d),
+            "metric_type": int(getattr(index, "_metric", index.metric_type)),
+            "metric": index.metric, "ntotal": int(index.ntotal), "params": _search_params(index)}
+    if kind != "refine":
+        desc["codec"] = _codec_desc(index.codec, arrays, prefix)
+    if hasattr(index, "_state"):
+        meta, arrs, children = index._state()
+        for key in meta:
+            if key in desc or key == "arrays":
+                raise ValueError(f"{type(index).__name__}._state: field {key!r} is reserved")
+        desc.update(meta)
+        for key, child in children.items():
+            desc[key] = _describe(child, arrays, prefix + key + ".")
+        desc["arrays"] = {key: arrays.add(prefix + key, a) for key, a in arrs.items()}
+        return desc
+    return _describe_hnsw_legacy(index, arrays, prefix, desc)
+
+
+def _describe_hnsw_legacy(index, arrays, prefix, desc):
+    """HNSW before it has `_state` (see /notes/contracts.md): the format-2 layout."""
+    desc["nstored"] = int(index._ids.shape[0])
+    names = {"codes": arrays.add(prefix + "codes", index._codes),
+             "sf": arrays.add(prefix + "sf", index._sf),
+             "ids": arrays.add(prefix + "ids", index._ids)}
+    desc["M"] = int(index.M)
+    desc["efConstruction"] = int(index.efConstruction)
+    scalars, graph = {}, {}
+    for key, val in index.graph_arrays().items():
+        if isinstance(val, np.ndarray):
+            graph[key] = arrays.add(f"{prefix}graph.{key}", val)
+        elif isinstance(val, (bool, np.bool_)):
+            scalars[key] = bool(val)
+        elif isinstance(val, (int, np.integer)):
+            scalars[key] = int(val)
+        elif isinstance(val, (float, np.floating)):
+            scalars[key] = float(val)
+        elif val is None:
+            scalars[key] = None
+        else:
+            raise TypeError(f"cannot save HNSW graph entry {key!r} of type {type(val).__name__}")
+    desc["graph_scalars"] = scalars
+    desc["graph_arrays"] = graph
     desc["arrays"] = names
     return desc
 
@@ -187,18 +222,12 @@ def _write_payload(f, arr, h):
     h.update(mv)
 
 
-def write_index(index, path):
-    """Save `index` to `path` atomically (temp file in the same directory, fsync, os.replace).
-
-    The target is either the old file or the complete new one, never a partial file; on any
-    error the temp file is removed and the exception propagates. Writing over a file that a
-    `read_index(..., mmap=True)` index maps is safe (the mapping keeps the old inode).
-    """
+def _prepare(index):
+    """(head bytes, arrays, table) of a file holding `index`, taken under its lock."""
     from . import __version__
 
-    path = os.fspath(path)
-    lock = getattr(index, "_lock", None)
     arrays = _Arrays()
+    lock = getattr(index, "_lock", None)
     if lock is not None:
         with lock:
             desc = _describe(index, arrays)
@@ -212,27 +241,94 @@ def write_index(index, path):
         off += int(arr.nbytes)
     header = {"format": "vqindex", "version": FORMAT_VERSION, "library_version": __version__,
               "index": desc, "arrays": table, "payload_bytes": off, "checksum": "sha256"}
-    hbytes = json.dumps(header, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    try:
+        hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        raise ValueError(f"cannot save the index: a header value is not finite ({exc})") from None
     pre = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(hbytes))
     data_start = _align(len(pre) + len(hbytes))
+    head = pre + hbytes + b"\0" * (data_start - len(pre) - len(hbytes))
+    return head, arrays, table
 
+
+def _write_stream(f, head, arrays, table):
+    """Write a whole file (head, padded payloads, sha256) to a binary stream."""
+    h = hashlib.sha256()
+    f.write(head)
+    h.update(head)
+    pos = 0
+    for (name, arr), row in zip(arrays.items, table):
+        pad = b"\0" * (row["offset"] - pos)
+        f.write(pad)
+        h.update(pad)
+        _write_payload(f, arr, h)
+        pos = row["offset"] + row["nbytes"]
+    f.write(h.digest())
+
+
+def _temp_prefix(path):
+    return "." + os.path.basename(path) + "."
+
+
+def _remove_stale_temps(path):
+    """Remove temp files that a killed writer left next to `path` (best effort).
+
+    Temp names are ".<name>.<pid>.<random>.tmp": one whose pid no longer runs (or, for a
+    name without a pid, one older than _STALE_TEMP_S) is removed; a live writer's is kept."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+    prefix = _temp_prefix(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        full = os.path.join(directory, name)
+        middle = name[len(prefix): -len(".tmp")]
+        pid_s = middle.split(".", 1)[0]
+        stale = False
+        if pid_s.isdigit() and "." in middle:
+            pid = int(pid_s)
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    stale = True
+                except (PermissionError, OSError):
+                    stale = False
+        else:
+            try:
+                stale = time.time() - os.lstat(full).st_mtime > _STALE_TEMP_S
+            except OSError:
+                stale = False
+        if stale:
+            try:
+                if stat.S_ISREG(os.lstat(full).st_mode):
+                    os.unlink(full)
+            except OSError:
+                pass
+
+
+def write_index(index, path):
+    """Save `index` to `path` atomically (temp file in the same directory, fsync, os.replace).
+
+    The target is either the old file or the complete new one, never a partial file; on any
+    error the temp file is removed and the exception propagates. A temp file left by a writer
+    that was killed is removed by the next write to the same path. Writing over a file that a
+    `read_index(..., mmap=True)` index maps is safe (the mapping keeps the old inode).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "write_index: the path is a directory", path)
+    head, arrays, table = _prepare(index)
+    directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{_temp_prefix(path)}{os.getpid()}.",
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            h = hashlib.sha256()
-            head = pre + hbytes + b"\0" * (data_start - len(pre) - len(hbytes))
-            f.write(head)
-            h.update(head)
-            pos = 0
-            for (name, arr), row in zip(arrays.items, table):
-                pad = b"\0" * (row["offset"] - pos)
-                f.write(pad)
-                h.update(pad)
-                _write_payload(f, arr, h)
-                pos = row["offset"] + row["nbytes"]
-            f.write(h.digest())
+            _write_stream(f, head, arrays, table)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -252,28 +348,157 @@ def write_index(index, path):
         pass
 
 
+def _index_to_bytes(index):
+    """The bytes of the file `write_index(index, path)` would write (no temp file)."""
+    head, arrays, table = _prepare(index)
+    buf = _pyio.BytesIO()
+    _write_stream(buf, head, arrays, table)
+    return buf.getvalue()
+
+
 # ====================================================================== read side
 def _err(path, msg):
     return IndexFileError(f"{path}: {msg}")
 
 
-def _digest_matches(f, size):
-    """sha256 of bytes [0, size - 32) == the trailing 32 bytes (reads the whole file)."""
-    h = hashlib.sha256()
-    f.seek(0)
-    left = size - _DIGEST
-    while left > 0:
-        chunk = f.read(min(_CHUNK, left))
-        if not chunk:
+class FileContext:
+    """What an index kind's `_from_state` gets besides its fields and arrays.
+
+    path: the file (or "<bytes>") for messages; version: the file's format (1 or 2); mmap:
+    whether arrays of `_mmap_arrays` are memory-mapped; codec: the rebuilt, table-checked
+    codec (None for Refine); prefix: where this index's arrays live in the file."""
+
+    def __init__(self, path, version, mmap=False, codec=None, prefix=""):
+        self.path, self.version, self.mmap = path, version, mmap
+        self.codec, self.prefix = codec, prefix
+
+    def fail(self, msg):
+        """An IndexFileError naming the file (raise it)."""
+        where = f" (index {self.prefix[:-1]!r})" if self.prefix else ""
+        return _err(self.path, f"{msg}{where}")
+
+    def array(self, arrays, key, dtype, ndim):
+        """arrays[key], checked to exist and to have this dtype and number of dimensions."""
+        if key not in arrays:
+            raise self.fail(f"array {key!r} is missing from the file")
+        a = arrays[key]
+        if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+            raise self.fail(f"array {key!r} has dtype {a.dtype} / {a.ndim} dims, expected "
+                            f"{np.dtype(dtype)} / {ndim} dims")
+        return a
+
+    def count(self, meta, key, hi=None):
+        """meta[key] as an int >= 0 (and <= hi)."""
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (hi is not None and v > hi):
+            bound = "" if hi is None else f" and <= {hi}"
+            raise self.fail(f"field {key!r} must be an integer >= 0{bound}, got {v!r}")
+        return v
+
+    def flag(self, meta, key):
+        v = meta.get(key)
+        if not isinstance(v, bool):
+            raise self.fail(f"field {key!r} must be true or false, got {v!r}")
+        return v
+
+
+class _FileSource:
+    """Reads a regular file by offset (and maps it)."""
+
+    def __init__(self, f, path, size):
+        self.f, self.path, self.size = f, path, size
+
+    def read(self, at, n):
+        self.f.seek(at)
+        return self.f.read(n)
+
+    def readinto(self, at, mv):
+        self.f.seek(at)
+        return self.f.readinto(mv)
+
+    def digest_matches(self):
+        h = hashlib.sha256()
+        self.f.seek(0)
+        left = self.size - _DIGEST
+        while left > 0:
+            chunk = self.f.read(min(_CHUNK, left))
+            if not chunk:
+                return False
+            h.update(chunk)
+            left -= len(chunk)
+        return self.f.read(_DIGEST) == h.digest()
+
+    def memmap(self, dtype, at, shape):
+        return np.memmap(self.f, dtype=dtype, mode="r", offset=at, shape=shape)
+
+
+class _BytesSource:
+    """Reads a bytes-like object."""
+
+    def __init__(self, data):
+        self.mv = memoryview(data).cast("B")
+        self.path, self.size = "<bytes>", self.mv.nbytes
+
+    def read(self, at, n):
+        return bytes(self.mv[at: at + n])
+
+    def readinto(self, at, mv):
+        part = self.mv[at: at + len(mv)]
+        mv[: len(part)] = part
+        return len(part)
+
+    def digest_matches(self):
+        if self.size < _DIGEST:
             return False
-        h.update(chunk)
-        left -= len(chunk)
-    return f.read(_DIGEST) == h.digest()
+        return hashlib.sha256(self.mv[: self.size - _DIGEST]).digest() == bytes(
+            self.mv[self.size - _DIGEST:])
+
+    def memmap(self, dtype, at, shape):  # pragma: no cover - bytes are never mapped
+        raise AssertionError
 
 
-def _read_header(f, path, size):
-    """Check magic / version / sizes; return (header dict or None, data_start)."""
-    pre = f.read(_PREAMBLE.size)
+def _json_depth(obj):
+    """Nesting depth of a parsed JSON value (iterative: no recursion)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        v, dd = stack.pop()
+        if isinstance(v, dict):
+            depth = max(depth, dd)
+            stack.extend((x, dd + 1) for x in v.values())
+        elif isinstance(v, list):
+            depth = max(depth, dd)
+            stack.extend((x, dd + 1) for x in v)
+        if depth > _MAX_DEPTH:
+            break
+    return depth
+
+
+def _no_constants(name):
+    raise ValueError(f"non-finite number {name} in the header")
+
+
+def _parse_header(raw):
+    """The header dict, or None when it is not a JSON object with payload_bytes."""
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError:
+        return "deep"
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    if _json_depth(header) > _MAX_DEPTH:
+        return "deep"
+    payload = header.get("payload_bytes")
+    if isinstance(payload, bool) or not isinstance(payload, int) or payload < 0:
+        return None
+    return header
+
+
+def _read_header(src):
+    """Check magic / version / sizes; return (header dict | None | "deep", version, data_start)."""
+    path, size = src.path, src.size
+    pre = src.read(0, _PREAMBLE.size)
     if len(pre) < len(MAGIC) or pre[: len(MAGIC)] != MAGIC:
         if MAGIC.startswith(pre) and len(pre) < len(MAGIC):
             raise _err(path, f"truncated vqindex file ({size} bytes)")
@@ -288,78 +513,108 @@ def _read_header(f, path, size):
     if version < 1:
         raise _err(path, f"invalid format version {version}")
     if hlen > _MAX_HEADER:
-        raise _err(path, f"header length {hlen} is implausible (corrupted file)")
+        raise _err(path, f"header length {hlen} is implausible (corrupted file; at most "
+                         f"{_MAX_HEADER})")
     if _PREAMBLE.size + hlen + _DIGEST > size:
         raise _err(path, f"truncated vqindex file ({size} bytes; the header alone needs "
                          f"{_PREAMBLE.size + hlen + _DIGEST})")
-    raw = f.read(hlen)
+    raw = src.read(_PREAMBLE.size, hlen)
     data_start = _align(_PREAMBLE.size + hlen)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError("not an object")
-        payload = header["payload_bytes"]
-        if isinstance(payload, bool) or not isinstance(payload, int) or payload < 0:
-            raise ValueError("bad payload_bytes")
-    except (ValueError, KeyError, UnicodeDecodeError):
-        return None, data_start
-    expected = data_start + payload + _DIGEST
+    header = _parse_header(raw)
+    if not isinstance(header, dict):
+        return header, version, data_start
+    expected = data_start + header["payload_bytes"] + _DIGEST
     if size < expected:
         raise _err(path, f"truncated vqindex file ({size} bytes, expected {expected})")
     if size > expected:
         raise _err(path, f"file has {size - expected} unexpected bytes after the checksum "
                          f"(expected {expected} bytes; corrupted or concatenated file)")
-    return header, data_start
+    return header, version, data_start
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_table(header, path):
-    """Validate the array table; return {name: (dtype, shape, offset, nbytes)} in file order."""
+    """Validate the array table against the payload (every array inside it, so no array
+    is larger than the file); return {name: (dtype, shape, offset, nbytes)} in file order."""
     table = header.get("arrays")
     if not isinstance(table, list):
         raise _err(path, "header has no array table")
+    if len(table) > _MAX_ARRAYS:
+        raise _err(path, f"array table has {len(table)} entries (at most {_MAX_ARRAYS})")
+    payload = header["payload_bytes"]
     out, end = {}, 0
     for row in table:
         try:
             name, dt, shape = row["name"], row["dtype"], row["shape"]
             off, nbytes = row["offset"], row["nbytes"]
         except (TypeError, KeyError):
-            raise _err(path, f"malformed array table entry {row!r}") from None
-        if dt not in ALLOWED_DTYPES:
-            raise _err(path, f"array {name!r} has dtype {dt!r}, which is not in the allowlist "
-                             f"{ALLOWED_DTYPES}")
-        if (not isinstance(shape, list) or
-                not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-            raise _err(path, f"array {name!r} has a bad shape {shape!r}")
+            raise _err(path, f"malformed array table entry {str(row)[:200]}") from None
+        if not isinstance(name, str) or len(name) > 256:
+            raise _err(path, f"array table entry has a bad name {str(name)[:80]!r}")
+        if not isinstance(dt, str) or dt not in ALLOWED_DTYPES:
+            raise _err(path, f"array {name!r} has dtype {str(dt)[:40]!r}, which is not in the "
+                             f"allowlist {ALLOWED_DTYPES}")
+        if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
+                or not all(_is_int(s) and 0 <= s < 1 << 62 for s in shape)):
+            raise _err(path, f"array {name!r} has a bad shape {str(shape)[:80]}")
         dtype = np.dtype(dt)
-        if nbytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise _err(path, f"array {name!r}: {nbytes} bytes do not match shape {shape} {dt}")
-        if not isinstance(off, int) or off % ALIGN or off < end:
+        want = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        if not _is_int(nbytes) or nbytes != want:
+            raise _err(path, f"array {name!r}: {nbytes!r} bytes do not match shape {shape} {dt}")
+        if not _is_int(off) or off % ALIGN or off < end:
             raise _err(path, f"array {name!r} has a bad offset {off!r}")
+        if off + nbytes > payload:
+            raise _err(path, f"array {name!r} ({nbytes} bytes at {off}) runs past the payload "
+                             f"({payload} bytes)")
         if name in out:
             raise _err(path, f"array {name!r} appears twice")
         end = off + nbytes
         out[name] = (dtype, tuple(shape), off, nbytes)
-    if end > header["payload_bytes"]:
-        raise _err(path, "array table runs past the payload")
     return out
 
 
-def _load_arrays(f, path, table, data_start, mmap_names, mmap):
-    """Arrays by name; those in mmap_names are np.memmap (read-only) when mmap is set."""
+def _load_arrays(src, table, data_start, mmap_names, mmap):
+    """Arrays by name; those in mmap_names are np.memmap (read-only) when mmap is set.
+    Every size was bounded by the file size in `_check_table`."""
     out = {}
     for name, (dtype, shape, off, nbytes) in table.items():
         at = data_start + off
         if mmap and name in mmap_names and nbytes:
-            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=at, shape=shape)
+            out[name] = src.memmap(dtype, at, shape)
             continue
         arr = np.empty(shape, dtype)
         if nbytes:
-            f.seek(at)
-            got = f.readinto(memoryview(arr.reshape(-1)).cast("B"))
+            got = src.readinto(at, memoryview(arr.reshape(-1)).cast("B"))
             if got != nbytes:
-                raise _err(path, f"truncated vqindex file (array {name!r})")
+                raise _err(src.path, f"truncated vqindex file (array {name!r})")
         out[name] = arr
     return out
+
+
+def _open_regular(path):
+    """Open `path` for reading without blocking, refusing anything but a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise _err(path, "is a directory, not an index file") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                    "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                    "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                    "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise _err(path, f"is {what}; read_index reads regular files only")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, st.st_size
 
 
 def read_index(path, mmap=False, verify=True):
@@ -373,196 +628,301 @@ def read_index(path, mmap=False, verify=True):
     (the default) the checksum is still checked, which reads the whole file once (sequential
     I/O of the file size; the pages then sit in the OS cache); pass verify=False to skip it
     and open a large index in time independent of its size (a corrupted payload is then not
-    detected).
+    detected, but every structural check below still runs).
+
+    As for any memory-mapped file, truncating or overwriting the file in place while an
+    index maps it is fatal (the process gets SIGBUS on the next access to the lost pages);
+    replacing it with `write_index` (a rename) is safe.
+
+    Every array is checked against the header and against the others before use (sizes
+    bounded by the file size before anything is allocated, offsets monotone and in range,
+    ids unique and >= 0, factors finite, counts >= 0, ...), with verify=False too.
 
     IVF: the coarse quantizer is rebuilt as a faiss IndexFlatL2 / IndexFlatIP over the saved
     centroids, whatever quantizer class the saved index had (e.g. an HNSW quantizer comes
     back flat: exact coarse assignment, same centroids).
 
     Raises IndexFileError (a ValueError) for a foreign, truncated, corrupted (checksum),
-    newer-format or otherwise invalid file. Nothing from the file is ever executed.
+    newer-format, inconsistent or non-regular (FIFO, device, directory) file. Nothing from
+    the file is ever executed.
     """
     path = os.fspath(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        header, data_start = _read_header(f, path, size)
-        f.seek(0)
-        version = _PREAMBLE.unpack(f.read(_PREAMBLE.size))[1]
-        if header is None:
-            if _digest_matches(f, size):
-                raise _err(path, "header is malformed (not a JSON object with payload_bytes)")
-            raise _err(path, "checksum mismatch: the file is corrupted (header damaged)")
-        try:
-            if (header.get("format") != "vqindex" or header.get("version") not in READ_VERSIONS
-                    or header.get("version") != version):
-                raise _err(path, f"header does not describe a vqindex format {version} file")
-            table = _check_table(header, path)
-            desc = header.get("index")
-            if not isinstance(desc, dict):
-                raise _err(path, "header has no index description")
-            mmap_names = _mmap_names(desc)
-        except IndexFileError:
-            if verify and not _digest_matches(f, size):
-                raise _err(path, "checksum mismatch: the file is corrupted") from None
-            raise
-        if (verify or not mmap) and not _digest_matches(f, size):
-            raise _err(path, "checksum mismatch: the file is corrupted (sha256 of the contents "
-                             "differs from the stored one)")
-        arrays = _load_arrays(f, path, table, data_start, mmap_names, mmap)
+    f, size = _open_regular(path)
+    with f:
+        return _read(_FileSource(f, path, size), mmap, verify)
+
+
+def _index_from_bytes(data, verify=True):
+    """Load an index from the bytes of a file (`_index_to_bytes`); same checks as files."""
+    return _read(_BytesSource(data), False, verify)
+
+
+def _read(src, mmap, verify):
+    path, size = src.path, src.size
+    header, version, data_start = _read_header(src)
+    if not isinstance(header, dict):
+        if src.digest_matches():
+            if header == "deep":
+                raise _err(path, f"header JSON is nested deeper than {_MAX_DEPTH} levels")
+            raise _err(path, "header is malformed (not a JSON object with payload_bytes)")
+        raise _err(path, "checksum mismatch: the file is corrupted (header damaged)")
     try:
-        return _build(desc, arrays, path, version=version)
+        if (header.get("format") != "vqindex" or header.get("version") not in READ_VERSIONS
+                or header.get("version") != version):
+            raise _err(path, f"header does not describe a vqindex format {version} file")
+        table = _check_table(header, path)
+        desc = header.get("index")
+        if not isinstance(desc, dict):
+            raise _err(path, "header has no index description")
+        mmap_names = _mmap_names(desc)
+    except IndexFileError:
+        if verify and not src.digest_matches():
+            raise _err(path, "checksum mismatch: the file is corrupted") from None
+        raise
+    if (verify or not mmap) and not src.digest_matches():
+        raise _err(path, "checksum mismatch: the file is corrupted (sha256 of the contents "
+                         "differs from the stored one)")
+    arrays = _load_arrays(src, table, data_start, mmap_names, mmap)
+    try:
+        return _build(desc, arrays, FileContext(path, version, mmap))
     except IndexFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise _err(path, f"invalid index description: {type(exc).__name__}: {exc}") from None
 
 
-def _mmap_names(desc):
+def _mmap_names(desc, depth=0):
+    """File names of the arrays read_index(mmap=True) maps (each kind's `_mmap_arrays`)."""
     names = set()
-    arrs = desc.get("arrays") or {}
+    if not isinstance(desc, dict) or depth > 4:
+        return names
+    arrs = desc.get("arrays")
+    arrs = arrs if isinstance(arrs, dict) else {}
+    cls = _index_classes().get(desc.get("type"))
+    keys = getattr(cls, "_mmap_arrays", ("codes",)) if cls is not None else ()
+    for key in keys:
+        if isinstance(arrs.get(key), str):
+            names.add(arrs[key])
     if desc.get("type") == "refine":
-        names.add(arrs.get("vectors"))
-        names |= _mmap_names(desc.get("base") or {})
-    else:
-        names.add(arrs.get("codes"))
+        names |= _mmap_names(desc.get("base"), depth + 1)
     return names
 
 
-def _get(arrays, desc, key, path, dtype, ndim):
-    name = desc["arrays"][key]
-    if name not in arrays:
-        raise _err(path, f"array {name!r} is missing from the file")
-    a = arrays[name]
-    if a.dtype != np.dtype(dtype) or a.ndim != ndim:
-        raise _err(path, f"array {name!r} has dtype {a.dtype} / {a.ndim} dims, expected "
-                         f"{np.dtype(dtype)} / {ndim} dims")
-    return a
-
-
-def _build_codec(cdesc, d, path):
+def _build_codec(cdesc, d, ctx):
     classes = _codec_classes()
+    if not isinstance(cdesc, dict) or not isinstance(cdesc.get("params"), dict):
+        raise ctx.fail("codec description is missing or malformed")
     cls_name = cdesc.get("class")
     if cls_name not in classes:
-        raise _err(path, f"unknown codec class {cls_name!r}; known: {sorted(classes)}")
+        raise ctx.fail(f"unknown codec class {str(cls_name)[:80]!r}; known: {sorted(classes)}")
     p = dict(cdesc["params"])
-    rot = p.pop("rotation")
+    rot = p.pop("rotation", None)
     center = p.pop("center", None)
     name = p.pop("name", None)
-    pd = p.pop("d")
+    pd = p.pop("d", None)
     if pd != d:
-        raise _err(path, f"codec dimension {pd} != index dimension {d}")
+        raise ctx.fail(f"codec dimension {pd!r} != index dimension {d}")
+    if not isinstance(rot, dict) or set(rot) != {"dim", "kind", "seed", "rounds"}:
+        raise ctx.fail(f"codec rotation description {str(rot)[:120]} is malformed")
+    rounds = rot["rounds"]
+    if not _is_int(rounds) or not 0 <= rounds <= 64 or not _is_int(rot["seed"]):
+        raise ctx.fail(f"codec rotation rounds {rounds!r} / seed {rot['seed']!r} out of range")
+    if not _is_int(rot["dim"]) or not d <= rot["dim"] <= 4 * d + 64:
+        raise ctx.fail(f"codec rotation dimension {rot['dim']!r} does not fit d={d}")
+    if rot["kind"] != "fast" and d > 1 << 14:
+        raise ctx.fail(f"a dense ({rot['kind']!r}) rotation of dimension {d} is implausible")
+    for key, v in p.items():  # the remaining codec parameters are small numbers or names
+        if isinstance(v, (dict, list)) or (_is_int(v) and not -(1 << 20) <= v <= 1 << 20):
+            raise ctx.fail(f"codec parameter {key}={str(v)[:40]} is out of range")
     try:
         codec = classes[cls_name](pd, rotation=rot["kind"], seed=rot["seed"],
                                   rotation_rounds=rot["rounds"], **p)
-    except (TypeError, ValueError) as exc:
-        raise _err(path, f"cannot rebuild codec {cls_name} from {cdesc['params']!r}: {exc}") from None
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ctx.fail(f"cannot rebuild codec {cls_name} from {str(cdesc['params'])[:200]}: "
+                       f"{exc}") from None
     if center is not None:
-        codec.center = np.asarray(center, dtype=np.float32)
-        if codec.center.shape != (pd,):
-            raise _err(path, f"codec center has shape {codec.center.shape}, expected ({pd},)")
+        if not isinstance(center, list) or len(center) != pd:
+            raise ctx.fail(f"codec center must be a list of {pd} numbers")
+        try:
+            c = np.asarray(center, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ctx.fail("codec center must be a list of numbers") from None
+        from ._validation import MAX_NORM
+        if c.shape != (pd,) or not np.isfinite(c).all() or np.sqrt((c * c).sum()) > MAX_NORM:
+            raise ctx.fail(f"codec center must be {pd} finite numbers of norm <= {MAX_NORM:.3g}")
+        codec.center = c.astype(np.float32)
         codec._finish_layout()
     if codec.params() != cdesc["params"] or codec.name != name:
-        raise _err(path, f"rebuilt codec {codec.name} does not reproduce the saved parameters "
-                         f"{cdesc['params']!r}")
+        raise ctx.fail(f"rebuilt codec {codec.name} does not reproduce the saved parameters "
+                       f"{str(cdesc['params'])[:200]}")
     return codec
 
 
-def _check_tables(codec, arrays, prefix, cdesc, path):
+def _check_tables(codec, arrays, prefix, cdesc, ctx):
     if cdesc.get("nsections") != len(codec.sections):
-        raise _err(path, f"codec {codec.name}: {len(codec.sections)} sections, file has "
-                         f"{cdesc.get('nsections')}")
+        raise ctx.fail(f"codec {codec.name}: {len(codec.sections)} sections, file has "
+                       f"{cdesc.get('nsections')!r}")
     for i, s in enumerate(codec.sections):
         saved = arrays.get(f"{prefix}codec.table{i}")
-        if saved is None or saved.shape != s.table.shape or not np.allclose(
-                saved, s.table, rtol=1e-5, atol=1e-6):
-            raise _err(path, f"codec {codec.name}: codebook table {i} of this vqindex differs "
-                             f"from the one the file was written with (incompatible version)")
+        if (saved is None or saved.dtype != s.table.dtype or saved.shape != s.table.shape
+                or not np.allclose(saved, s.table, rtol=1e-5, atol=1e-6)):
+            raise ctx.fail(f"codec {codec.name}: codebook table {i} of this vqindex differs "
+                           f"from the one the file was written with (incompatible version)")
 
 
-def _set_params(index, saved, path):
+def _set_params(index, saved, ctx):
     from .index import SearchParams
 
+    if not isinstance(saved, dict):
+        raise ctx.fail("saved search parameters are not an object")
     known = {f.name for f in dataclasses.fields(SearchParams)} - {"filter"}
-    p = SearchParams(**{k: v for k, v in saved.items() if k in known})
     try:
+        p = SearchParams(**{k: v for k, v in saved.items() if k in known})
         p.validate()
-    except ValueError as exc:
-        raise _err(path, f"bad saved search parameters: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ctx.fail(f"bad saved search parameters: {exc}") from None
     index.params = p
 
 
-def _build(desc, arrays, path, prefix="", version=FORMAT_VERSION):
-    from .index import IndexFlatCodes, IndexIVFCodes, IndexRefine
-
+def _build(desc, arrays, ctx, prefix="", depth=0):
+    """An index from its description and the file's arrays (see `_describe`)."""
+    if not isinstance(desc, dict):
+        raise ctx.fail("index description is not an object")
     kind = desc.get("type")
     if kind not in INDEX_TYPES:
-        raise _err(path, f"unknown index type {kind!r}; known: {INDEX_TYPES}")
-    d, metric = int(desc["d"]), int(desc["metric_type"])
+        raise ctx.fail(f"unknown index type {str(kind)[:40]!r}; known: {INDEX_TYPES}")
+    classes = _index_classes()
+    if kind not in classes:
+        raise ctx.fail(f"the file holds an {kind} index, which this vqindex lacks")
+    cls = classes[kind]
+    d = desc.get("d")
+    if not _is_int(d) or not 1 <= d <= 1 << 20:
+        raise ctx.fail(f"dimension d={d!r} is not an integer in [1, 2^20]")
+    if desc.get("metric_type") not in (0, 1, 100) or isinstance(desc.get("metric_type"), bool):
+        raise ctx.fail(f"unknown metric_type {desc.get('metric_type')!r}")
+    ntotal = ctx.count(desc, "ntotal")
+    names = desc.get("arrays")
+    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in names.items()):
+        raise ctx.fail("index description has no valid array map")
+    local = {}
+    for key, name in names.items():
+        if name not in arrays:
+            raise ctx.fail(f"array {name!r} is missing from the file")
+        local[key] = arrays[name]
+    children = {}
     if kind == "refine":
-        base = _build(desc["base"], arrays, path, prefix + "base.", version)
-        index = IndexRefine(base)
-        vecs = _get(arrays, desc, "vectors", path, np.float32, 2)
-        vids = _get(arrays, desc, "vec_ids", path, np.int64, 1)
-        if vecs.shape[1] != d or vids.shape != (vecs.shape[0],):
-            raise _err(path, f"refine vectors {vecs.shape} / ids {vids.shape} do not match "
-                             f"d={d}")
-        index._vectors, index._vec_ids = vecs, vids
-        _set_params(index, desc["params"], path)
-        return index
-
-    codec = _build_codec(desc["codec"], d, path)
-    _check_tables(codec, arrays, prefix, desc["codec"], path)
-    if kind == "flat":
-        index = IndexFlatCodes(d, codec, metric)
-    elif kind == "ivf":
-        import faiss
-        nlist = int(desc["nlist"])
-        quant = faiss.IndexFlatL2(d) if metric == 1 else faiss.IndexFlatIP(d)
-        if desc.get("trained"):
-            cent = _get(arrays, desc, "centroids", path, np.float32, 2)
-            if cent.shape != (nlist, d):
-                raise _err(path, f"centroids have shape {cent.shape}, expected ({nlist}, {d})")
-            quant.add(np.ascontiguousarray(cent))
-        index = IndexIVFCodes(d, codec, nlist, metric, quantizer=quant)
+        if depth > 2:
+            raise ctx.fail("Refine indexes nested too deep")
+        children["base"] = _build(desc.get("base"), arrays, ctx, prefix + "base.", depth + 1)
+    codec = None
+    if kind != "refine":
+        sub = FileContext(ctx.path, ctx.version, ctx.mmap, None, prefix)
+        codec = _build_codec(desc.get("codec"), d, sub)
+        _check_tables(codec, arrays, prefix, desc["codec"], sub)
+    kctx = FileContext(ctx.path, ctx.version, ctx.mmap, codec, prefix)
+    if hasattr(cls, "_from_state"):
+        index = cls._from_state(desc, local, children, kctx)
     else:
-        try:
-            from .index.hnsw import IndexHNSWCodes
-        except ImportError:
-            raise _err(path, "the file holds an HNSW index, but this vqindex has no "
-                             "IndexHNSWCodes") from None
-        index = IndexHNSWCodes(d, codec, int(desc["M"]), metric)
-        index.efConstruction = int(desc["efConstruction"])
-
-    codes = _get(arrays, desc, "codes", path, np.uint8, 2)
-    sf = _get(arrays, desc, "sf", path, np.float32, 2)
-    ids = _get(arrays, desc, "ids", path, np.int64, 1)
-    n = int(desc["nstored"])
-    width = codec.code_size if version == 1 else codec._code_bytes
-    if (codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2)
-            or ids.shape != (n,)):
-        raise _err(path, f"stored arrays codes {codes.shape}, sf {sf.shape}, ids {ids.shape} "
-                         f"do not match nstored={n}, {width} code bytes per vector")
-    if version == 1:  # the code tail repeated the factors: keep the packed fields only
-        codes = np.ascontiguousarray(codes[:, : codec._code_bytes])
-    if kind == "hnsw":
-        index._codes, index._sf, index._ids = codes, sf, ids
-        index._sorted_ids = None
-    elif kind == "flat":
-        index._load_stored(np.zeros(n, np.int64), codes, sf, ids)
-    if kind == "ivf":
-        lists = _get(arrays, desc, "list_of", path, np.int64, 1)
-        if lists.shape != (n,) or (n and (lists.min() < 0 or lists.max() >= index.nlist
-                                          or np.any(np.diff(lists) < 0))):
-            raise _err(path, "IVF list assignment is inconsistent (not sorted / out of range)")
-        index._load_stored(np.ascontiguousarray(lists), codes, sf, ids)
-    elif kind == "hnsw":
-        graph = dict(desc.get("graph_scalars") or {})
-        for key, name in (desc.get("graph_arrays") or {}).items():
-            if name not in arrays:
-                raise _err(path, f"array {name!r} is missing from the file")
-            graph[key] = arrays[name]
-        index.set_graph_arrays(graph)
-    _set_params(index, desc["params"], path)
-    if index.ntotal != int(desc["ntotal"]):
-        raise _err(path, f"rebuilt index holds {index.ntotal} vectors, header says {desc['ntotal']}")
+        index = _build_hnsw_legacy(cls, desc, local, arrays, kctx)
+    _set_params(index, desc.get("params"), kctx)
+    if index.ntotal != ntotal:
+        raise kctx.fail(f"rebuilt index holds {index.ntotal} vectors, header says {ntotal}")
     return index
+
+
+def _build_hnsw_legacy(cls, desc, local, arrays, ctx):
+    """HNSW until it has `_from_state` (contracts.md): the format-2 layout, every graph array
+    checked here (offsets, levels, neighbours, entry point) before the graph is installed."""
+    from ._validation import check_finite_file, check_ids_file
+    codec = ctx.codec
+    d, metric = desc["d"], desc["metric_type"]
+    M = ctx.count(desc, "M", 1 << 12)
+    efc = ctx.count(desc, "efConstruction", 1 << 20)
+    try:
+        index = cls(d, codec, M, metric)
+        index.efConstruction = max(efc, 1)
+    except (TypeError, ValueError) as exc:
+        raise ctx.fail(f"cannot build the HNSW index: {exc}") from None
+    n = ctx.count(desc, "nstored")
+    codes = ctx.array(local, "codes", np.uint8, 2)
+    sf = ctx.array(local, "sf", np.float32, 2)
+    ids = ctx.array(local, "ids", np.int64, 1)
+    width = codec.code_size if ctx.version == 1 else codec._code_bytes
+    if codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2) or ids.shape != (n,):
+        raise ctx.fail(f"stored arrays codes {codes.shape}, sf {sf.shape}, ids {ids.shape} "
+                       f"do not match nstored={n}, {width} code bytes per vector")
+    check_finite_file(sf, "sf", ctx)
+    check_ids_file(ids, ctx)
+    if ctx.version == 1:
+        codes = np.ascontiguousarray(codes[:, : codec._code_bytes])
+    scalars = desc.get("graph_scalars")
+    gnames = desc.get("graph_arrays")
+    if not isinstance(scalars, dict) or not isinstance(gnames, dict):
+        raise ctx.fail("HNSW graph description is missing")
+    graph = {}
+    for key, v in scalars.items():
+        if not (v is None or isinstance(v, (bool, int, float))):
+            raise ctx.fail(f"HNSW graph scalar {key!r} is not a number")
+        graph[key] = v
+    for key, name in gnames.items():
+        if not isinstance(name, str) or name not in arrays:
+            raise ctx.fail(f"array {str(name)[:80]!r} is missing from the file")
+        graph[key] = arrays[name]
+    _check_hnsw_graph(graph, n, ctx)
+    index._codes, index._sf, index._ids = codes, sf, ids
+    index._sorted_ids = None
+    try:
+        index.set_graph_arrays(graph)
+    except (TypeError, ValueError) as exc:
+        raise ctx.fail(f"inconsistent HNSW graph: {exc}") from None
+    return index
+
+
+def _check_hnsw_graph(g, n, ctx):
+    """Every HNSW graph array against n nodes and the others (the search trusts them)."""
+    want = {"levels": (np.int32, 1), "offsets": (np.int64, 1), "neighbors": (np.int32, 1),
+            "cum": (np.int32, 1), "deleted": (np.uint8, 1)}
+    for key, (dt, nd) in want.items():
+        if key not in g or not isinstance(g[key], np.ndarray):
+            raise ctx.fail(f"HNSW graph array {key!r} is missing")
+        a = g[key]
+        if a.dtype.kind not in "iub" or a.ndim != nd:
+            raise ctx.fail(f"HNSW graph array {key!r} has dtype {a.dtype} / {a.ndim} dims")
+    for key in ("entry_point", "max_level"):
+        v = g.get(key)
+        if isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "iu":
+            v = int(v.reshape(-1)[0])
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ctx.fail(f"HNSW graph scalar {key!r} must be an integer, got {v!r}")
+        g[key] = v
+    levels = g["levels"].astype(np.int64)
+    offsets = g["offsets"].astype(np.int64)
+    neighbors = g["neighbors"].astype(np.int64)
+    cum = g["cum"].astype(np.int64)
+    deleted = g["deleted"]
+    entry, max_level = g["entry_point"], g["max_level"]
+    if levels.shape != (n,) or offsets.shape != (n + 1,) or deleted.shape != (n,):
+        raise ctx.fail(f"HNSW graph describes {levels.shape[0]} levels / {offsets.shape[0]} "
+                       f"offsets / {deleted.shape[0]} flags for {n} stored vectors")
+    if deleted.size and deleted.max() > 1:
+        raise ctx.fail("HNSW deleted flags must be 0 or 1")
+    if cum.shape[0] < 1 or cum[0] != 0 or (np.diff(cum) < 0).any():
+        raise ctx.fail("HNSW cum_nneighbor_per_level must start at 0 and not decrease")
+    if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] > neighbors.shape[0]:
+        raise ctx.fail("HNSW offsets must start at 0, not decrease and stay within the "
+                       f"{neighbors.shape[0]} neighbour slots")
+    if n == 0:
+        if entry != -1 or max_level != -1 or neighbors.shape[0]:
+            raise ctx.fail("an empty HNSW graph must have entry point -1 and max level -1")
+        return
+    nlev = cum.shape[0] - 1
+    if levels.min() < 1 or levels.max() > nlev:
+        raise ctx.fail(f"HNSW node levels must be in [1, {nlev}]")
+    if (np.diff(offsets) != cum[levels]).any():
+        raise ctx.fail("HNSW offsets do not match the node levels (cum_nneighbor_per_level)")
+    if neighbors.size and (neighbors.min() < -1 or neighbors.max() >= n):
+        raise ctx.fail(f"HNSW neighbour ids must be in [-1, {n})")
+    if not 0 <= entry < n or max_level != int(levels.max()) - 1 or levels[entry] - 1 != max_level:
+        raise ctx.fail(f"HNSW entry point {entry} / max level {max_level} are inconsistent "
+                       f"with the node levels")

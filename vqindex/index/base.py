@@ -3,13 +3,14 @@ import threading
 
 import numpy as np
 
-from .._validation import as_ids, as_vectors, check_k
+from .._validation import MAX_ID, as_ids, as_vectors, check_id_range, check_k
+from ..errors import ArgumentError, IdNotFoundError, NotTrainedError
 from ..kernels._threads import maybe_threads, resolve_threads
 from .storage import ListStore
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
 
-__all__ = ["Index", "IndexCodes", "IndexListCodes", "normalize_rows", "filter_mask", "selector_members"]
+__all__ = ["Index", "IndexCodes", "IndexListCodes", "normalize_rows"]
 
 
 def normalize_rows(x):
@@ -18,35 +19,10 @@ def normalize_rows(x):
     return np.ascontiguousarray(x / np.maximum(norms, 1e-30)[:, None], dtype=np.float32)
 
 
-def selector_members(sel, ids):
-    """bool (len(ids),): ``sel.is_member(id)`` for every id, for any faiss ``IDSelector``
-    (IDSelectorRange and IDSelectorBitmap vectorised, the others evaluated by faiss in C++)
-    or any object with an ``is_member(id)`` method."""
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    name = type(sel).__name__
-    mod = type(sel).__module__ or ""
-    if not mod.startswith("faiss"):
-        return np.fromiter((bool(sel.is_member(int(i))) for i in ids), bool, ids.shape[0])
-    if name == "IDSelectorRange":
-        return (ids >= int(sel.imin)) & (ids < int(sel.imax))
-    if ids.shape[0] == 0:
-        return np.zeros(0, bool)
-    import faiss
-    probe = faiss.IndexIDMap(faiss.IndexFlatL2(1))  # remove_ids runs sel.is_member in C++
-    probe.add_with_ids(np.zeros((ids.shape[0], 1), np.float32), ids)
-    probe.remove_ids(sel)
-    kept = faiss.vector_to_array(probe.id_map)
-    return ~np.isin(ids, kept)
-
-
 def filter_mask(flt, ids):
-    """uint8 (len(ids),): 1 where the id passes the filter (an allowlist of ids, ``[]`` allowing
-    none, a boolean mask indexed by id, or a faiss ``IDSelector``)."""
-    if hasattr(flt, "is_member"):
-        return selector_members(flt, ids).astype(np.uint8)
+    """uint8 (len(ids),): 1 where the id passes the filter (an allowlist of ids, or a boolean
+    mask indexed by id)."""
     arr = np.asarray(flt)
-    if arr.size == 0 and arr.dtype != bool:
-        return np.zeros(ids.shape[0], np.uint8)
     if arr.dtype == bool:
         if arr.ndim != 1:
             raise ValueError(f"filter mask must be 1-D (indexed by id), got shape {arr.shape}")
@@ -58,151 +34,30 @@ def filter_mask(flt, ids):
     return np.isin(ids, allow).astype(np.uint8)
 
 
-class _SearchDefault:
-    """``index.nprobe`` / ``index.efSearch`` / ``index.k_factor``: the index's saved default of
-    that search parameter (faiss attribute habit). Reading or writing it on an index kind that
-    has no such parameter raises AttributeError; a Refine index forwards to its base."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __get__(self, obj, cls=None):
-        if obj is None:
-            return self
-        owner = obj._param_owner(self.name)
-        if owner is None:
-            raise AttributeError(obj._no_param_message(self.name))
-        return getattr(owner.params, self.name)
-
-    def __set__(self, obj, value):
-        owner = obj._param_owner(self.name)
-        if owner is None:
-            raise AttributeError(obj._no_param_message(self.name))
-        trial = SearchParams(**{self.name: value}).validate()
-        setattr(owner.params, self.name, getattr(trial, self.name))
-
-
-class _HNSWView:
-    """faiss spelling ``index.hnsw.efSearch`` (and ``efConstruction``, ``M`` read-only)."""
-
-    __slots__ = ("_index",)
-
-    def __init__(self, index):
-        object.__setattr__(self, "_index", index)
-
-    def __getattr__(self, name):
-        if name == "efSearch":
-            return self._index.efSearch
-        owner = self._index._param_owner("efSearch")
-        if name in ("efConstruction", "M"):
-            return getattr(owner, name)
-        raise AttributeError(f"index.hnsw has no attribute {name!r} (vqindex exposes efSearch, "
-                             f"efConstruction, M)")
-
-    def __setattr__(self, name, value):
-        if name == "efSearch":
-            self._index.efSearch = value
-        elif name == "efConstruction":
-            setattr(self._index._param_owner("efSearch"), name, value)
-        else:
-            raise AttributeError(f"index.hnsw.{name} cannot be set (vqindex exposes efSearch, "
-                                 f"efConstruction)")
-
-    def __repr__(self):
-        return f"<hnsw view: efSearch={self._index.efSearch}>"
-
-
-class _HNSWProperty:
-    """Non-data descriptor: ``index.hnsw`` exists on indexes with an efSearch parameter."""
-
-    def __get__(self, obj, cls=None):
-        if obj is None:
-            return self
-        if obj._param_owner("efSearch") is None:
-            raise AttributeError(f"{type(obj).__name__} is not an HNSW index (no index.hnsw)")
-        return _HNSWView(obj)
-
-
-#: faiss attribute spellings that vqindex does not have: setting one raises instead of being
-#: silently ignored (a plain Python attribute that no search would read)
-_FOREIGN_ATTRIBUTES = frozenset({"max_codes", "quantizer_efSearch", "k_factor_rf", "ef",
-                                 "efsearch", "ef_search", "n_probe", "nprobes", "parallel_mode",
-                                 "polysemous_ht", "scan_table_threshold", "efconstruction"})
-
-
 class Index:
     """FAISS-like surface shared by every index: d, ntotal, metric_type, search, ...
 
     Subclasses implement `_search_keys` (internal keys, smaller is better, and ids) and the
-    storage verbs. Default search parameters live in `self.params` (saved in files); the
-    faiss attributes ``index.nprobe``, ``index.efSearch``, ``index.k_factor`` and
-    ``index.hnsw.efSearch`` read and write them.
+    storage verbs. Default search parameters live in `self.params` (saved in files).
     """
 
-    nprobe = _SearchDefault("nprobe")
-    efSearch = _SearchDefault("efSearch")
-    k_factor = _SearchDefault("k_factor")
-    hnsw = _HNSWProperty()
-
-    def __init__(self, d: int, metric: "int | str" = METRIC_L2):
-        from .params import check_int
-        d = check_int(d, "d (dimension)", 1, 1 << 20)
+    def __init__(self, d, metric=METRIC_L2):
+        d = int(d)
+        if d < 1:
+            raise ValueError(f"dimension d must be >= 1, got {d}")
         self.d = d
-        self._metric = as_metric(metric)
-        self.params = SearchParams()
+        self.metric_type = as_metric(metric)
+        self.params = SearchParams(num_threads=1)
         self._lock = threading.RLock()
-
-    def __setattr__(self, name, value):
-        if name in _FOREIGN_ATTRIBUTES:
-            raise AttributeError(f"{type(self).__name__} has no search parameter {name!r}; "
-                                 f"vqindex's are {sorted(self.search_parameter_names())} "
-                                 f"(attributes or SearchParams)")
-        object.__setattr__(self, name, value)
-
-    # ------------------------------------------------------------------ search defaults
-    def _param_owner(self, name):
-        if getattr(self.params, name, None) is not None:
-            return self
-        base = self.__dict__.get("base")
-        return base._param_owner(name) if base is not None else None
-
-    def search_parameter_names(self) -> "set[str]":
-        """The search parameters this index has (of nprobe, efSearch, k_factor)."""
-        from .params import SEARCH_PARAMETER_NAMES
-        return {n for n in SEARCH_PARAMETER_NAMES if self._param_owner(n) is not None}
-
-    def _no_param_message(self, name):
-        kind = {"nprobe": "an IVF", "efSearch": "an HNSW", "k_factor": "a Refine"}[name]
-        have = sorted(self.search_parameter_names())
-        return (f"{type(self).__name__} has no search parameter {name!r} ({name} belongs to "
-                f"{kind} index); this index has {have or 'none'}")
 
     # ------------------------------------------------------------------ metric helpers
     @property
-    def metric_type(self) -> int:
-        """faiss metric: METRIC_L2 (1) or METRIC_INNER_PRODUCT (0). A cosine index reports
-        METRIC_INNER_PRODUCT (its distances are similarities, larger is better); see
-        `metric` for the name."""
-        return METRIC_INNER_PRODUCT if self._metric == METRIC_COSINE else self._metric
-
-    @property
-    def metric(self) -> str:
-        """"l2", "ip" or "cosine"."""
-        return metric_name(self._metric)
-
-    @property
-    def metric_arg(self):
-        """faiss's ``metric_arg`` (unused by these metrics: 0.0)."""
-        return 0.0
+    def metric(self):
+        return metric_name(self.metric_type)
 
     @property
     def _is_ip(self):
-        return self._metric in (METRIC_INNER_PRODUCT, METRIC_COSINE)
-
-    @property
-    def verbose(self) -> bool:
-        """faiss's ``verbose`` flag (vqindex indexes print nothing)."""
-        return False
+        return self.metric_type in (METRIC_INNER_PRODUCT, METRIC_COSINE)
 
     def _prep(self, x, what="x"):
         """Validate input rows once (dtype, shape, finite) and normalise them for cosine."""
@@ -210,14 +65,14 @@ class Index:
                 and x.shape[1] == self.d and x.flags.c_contiguous and x.shape[0] <= 4096):
             # the common case of a search call: one compiled pass checks and normalises
             from ..kernels.rows import check_rows
-            cos = self._metric == METRIC_COSINE
+            cos = self.metric_type == METRIC_COSINE
             out = np.empty_like(x) if cos else x
             bad = check_rows(x, cos, out)
             if bad >= 0:
                 as_vectors(x, self.d, what)  # raises the standard message
             return out
         x = as_vectors(x, self.d, what)
-        if self._metric == METRIC_COSINE:
+        if self.metric_type == METRIC_COSINE:
             x = normalize_rows(x)
         return x
 
@@ -231,102 +86,40 @@ class Index:
         # estimators): clamp at 0, which keeps the order of the sorted rows
         return np.maximum(keys, np.float32(0), out=keys if keys.flags.writeable else None)
 
-    def _resolve(self, params, num_threads=None):
-        from .params import as_search_params, check_threads
-        params = as_search_params(params)
-        p = params.merged(self.params).validate()
-        if num_threads is not None:
-            p.num_threads = check_threads(num_threads, "num_threads")
-        return p
+    def _resolve(self, params):
+        if params is None:
+            params = SearchParams()
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be a vqindex.SearchParams, got {type(params).__name__}")
+        return params.merged(self.params).validate()
 
     # ------------------------------------------------------------------ public verbs
-    def search(self, x, k: int, params=None, *, D=None, I=None,
-               num_threads: "int | None" = None):
-        """k nearest neighbours of each query, best first (faiss ``Index.search``).
+    def search(self, x, k, params=None):
+        """k nearest neighbours: (D float32 (nq, k), I int64 (nq, k)), best first.
 
-        Parameters
-        ----------
-        x : array_like, float32 (nq, d)
-            Queries (other real dtypes and layouts are converted; a (d,) vector is one query).
-        k : int
-            Neighbours per query (1 .. 2**20).
-        params : SearchParams or faiss SearchParameters, optional
-            Per-call settings (nprobe, efSearch, k_factor, filter, num_threads; also accepted as
-            the third positional argument); faiss
-            ``SearchParameters[IVF|HNSW]`` are accepted, their ``sel`` as the filter.
-        D, I : ndarray, optional
-            Preallocated outputs, float32 (nq, k) and int64 (nq, k), C-contiguous; filled in
-            place and returned.
-        num_threads : int, optional
-            Threads of this call (0 or -1: every core); overrides ``params.num_threads``.
-
-        Returns
-        -------
-        D : ndarray, float32 (nq, k)
-            Distances: squared L2, or similarities (inner product / cosine, larger is better).
-        I : ndarray, int64 (nq, k)
-            Ids; missing results are -1 with distance +inf (L2) or -inf (IP/cosine).
+        Missing results are id -1 with distance +inf (L2) or -inf (IP/cosine), as in FAISS.
         """
         k = check_k(k)
         x = self._prep(x, "queries")
-        p = self._resolve(params, num_threads)
+        p = self._resolve(params)
         nq = x.shape[0]
-        D, I = self._check_outputs(D, I, nq, k)
-        if p.k_factor is not None and "k_factor" in self.search_parameter_names():
-            if k * p.k_factor > (1 << 24):
-                raise _value_error(f"k_factor={p.k_factor:g} with k={k} asks for "
-                                   f"{k * p.k_factor:.0f} candidates (max 2**24); lower k_factor")
         if nq == 0 or self.ntotal == 0:
             fill = -np.inf if self._is_ip else np.inf
-            dist, ids = np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
-        else:
-            keys, ids = self._search_keys(x, k, p)
-            dist = self._keys_to_distances(keys).astype(np.float32, copy=False)
-        if D is not None:
-            D[...] = dist
-            dist = D
-        if I is not None:
-            I[...] = ids
-            ids = I
-        return dist, ids
+            return np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
+        keys, ids = self._search_keys(x, k, p)
+        return self._keys_to_distances(keys).astype(np.float32, copy=False), ids
 
-    @staticmethod
-    def _check_outputs(D, I, nq, k):
-        for name, arr, dt in (("D", D, np.float32), ("I", I, np.int64)):
-            if arr is None:
-                continue
-            if not isinstance(arr, np.ndarray):
-                raise _type_error(f"{name} must be a numpy array, got {type(arr).__name__}")
-            if arr.dtype != dt or arr.shape != (nq, k) or not arr.flags.writeable:
-                raise _value_error(f"{name} must be a writeable {np.dtype(dt).name} array of shape "
-                                   f"({nq}, {k}); got {arr.dtype} {arr.shape}")
-        return D, I
+    def range_search(self, x, radius, params=None):
+        """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I).
 
-    def range_search(self, x, radius: float, params=None, *, num_threads: "int | None" = None):
-        """All results within `radius` (faiss ``Index.range_search``).
-
-        Parameters
-        ----------
-        x : array_like, float32 (nq, d)
-            Queries.
-        radius : float
-            L2: results with squared distance < radius; IP / cosine: similarity > radius.
-        params : SearchParams or faiss SearchParameters, optional
-            Per-call settings (nprobe, filter, num_threads).
-        num_threads : int, optional
-            Threads of this call (0 or -1: every core).
-
-        Returns
-        -------
-        lims : ndarray, int64 (nq + 1,)
-            Results of query i are ``D[lims[i]:lims[i+1]]``, ``I[lims[i]:lims[i+1]]``.
-        D : ndarray, float32 (lims[-1],)
-        I : ndarray, int64 (lims[-1],)
-        """
-        from .params import check_real
+        Results of query i are D[lims[i]:lims[i+1]], I[lims[i]:lims[i+1]] (FAISS layout)."""
         x = self._prep(x, "queries")
-        p = self._resolve(params, num_threads)
-        radius = check_real(radius, "radius")
+        p = self._resolve(params)
+        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)):
+            raise TypeError(f"radius must be a real number, got {type(radius).__name__}")
+        radius = float(radius)
+        if np.isnan(radius):
+            raise ValueError("radius must be a number, got nan")
         nq = x.shape[0]
         if nq == 0 or self.ntotal == 0:
             return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -337,78 +130,11 @@ class Index:
         """(lims, keys, ids) of the range search (each index kind has its own kernel)."""
         raise NotImplementedError
 
-    def assign(self, x, k: int, labels=None, *, params=None):
-        """Ids of the k nearest neighbours (faiss ``assign``): int64 (nq, k)."""
-        return self.search(x, k, params=params, I=labels)[1]
-
-    def search_and_reconstruct(self, x, k: int, *, params=None, D=None, I=None, R=None,
-                               num_threads: "int | None" = None):
-        """`search`, plus the stored (decoded) vector of every result (faiss semantics).
-
-        Returns
-        -------
-        D : float32 (nq, k), I : int64 (nq, k)
-        R : float32 (nq, k, d)
-            ``reconstruct(I[i, j])`` (the decoded code; a Refine index's float vector); rows of
-            missing results (id -1) are NaN, as in faiss. Pass ``R=`` to fill an array in place.
-        """
-        D, I = self.search(x, k, params=params, D=D, I=I, num_threads=num_threads)
-        nq = I.shape[0]
-        if R is None:
-            R = np.zeros((nq, k, self.d), np.float32)
-        elif (not isinstance(R, np.ndarray) or R.dtype != np.float32
-              or R.shape != (nq, k, self.d)):
-            raise _value_error(f"R must be a float32 array of shape ({nq}, {k}, {self.d})")
-        ok = I >= 0
-        if ok.any():
-            R[ok] = self.reconstruct_batch(I[ok])
-        R[~ok] = np.nan
-        return D, I, R
+    def assign(self, x, k, params=None):
+        return self.search(x, k, params)[1]
 
     def _search_keys(self, x, k, p):
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ description, repr, pickle
-    @property
-    def description(self) -> str:
-        """The factory string of this index (a reverse factory:
-        ``index_factory(d, index.description, metric)`` rebuilds an equal empty index)."""
-        from ..factory import describe_index
-        return describe_index(self)
-
-    def __repr__(self):
-        try:
-            desc = self.description
-        except Exception:  # a subclass the factory cannot describe
-            desc = None
-        parts = [repr(desc)] if desc is not None else []
-        parts += [f"d={self.d}", f"metric={self.metric!r}", f"ntotal={self.ntotal}"]
-        for name in ("nprobe", "efSearch", "k_factor"):
-            if name in self.search_parameter_names():
-                val = getattr(self, name)
-                parts.append(f"{name}={val:g}" if isinstance(val, float) else f"{name}={val}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
-    def __reduce__(self):
-        from ..interop import deserialize_index, serialize_index
-        return deserialize_index, (serialize_index(self),)
-
-    def __copy__(self):
-        from ..interop import deserialize_index, serialize_index
-        return deserialize_index(serialize_index(self))
-
-    def __deepcopy__(self, memo):
-        return self.__copy__()
-
-
-def _value_error(msg):
-    from .params import _arg_error
-    return _arg_error(msg)
-
-
-def _type_error(msg):
-    from .params import _type_error as t
-    return t(msg)
 
 
 class IndexCodes(Index):
@@ -461,17 +187,17 @@ class IndexCodes(Index):
         pos = np.where(found, order[at] if len(sids) else -1, -1)
         if must_exist and not np.all(found):
             bad = ids[~found][0]
-            raise KeyError(f"id {int(bad)} is not in the index")
+            raise IdNotFoundError(f"id {int(bad)} is not in the index")
         return pos
 
     def _check_new_ids(self, ids):
         uniq, counts = np.unique(ids, return_counts=True)
         if np.any(counts > 1):
-            raise ValueError(f"add_with_ids: duplicate id {int(uniq[counts > 1][0])} in the batch")
+            raise ArgumentError(f"add_with_ids: duplicate id {int(uniq[counts > 1][0])} in the batch")
         if self.ntotal:
             pos = self._positions_of(ids, must_exist=False)
             if np.any(pos >= 0):
-                raise ValueError(f"add_with_ids: id {int(ids[pos >= 0][0])} is already in the index")
+                raise ArgumentError(f"add_with_ids: id {int(ids[pos >= 0][0])} is already in the index")
 
     def _filter_mask(self, flt):
         """uint8 mask over storage positions from an allowlist of ids or a bool mask by id."""
@@ -491,26 +217,57 @@ class IndexCodes(Index):
         return np.ascontiguousarray(codes[:, : self.codec._code_bytes]), self.codec.scan_factors(codes)
 
     def add(self, x, num_threads=None):
-        """Add vectors with ids ntotal, ntotal+1, ... (FAISS add)."""
+        """Add vectors with ids max_id + 1, max_id + 2, ... (0, 1, ... when empty: FAISS add).
+
+        Atomic: the fallible work (validation, encoding) comes first, outside the lock; the
+        rows are then published in one step, so searches see all of them or none."""
         x = self._prep(x)
+        batch = self._prepare_add(x, num_threads)
         with self._lock:
-            ids = np.arange(self._next_id(), self._next_id() + x.shape[0], dtype=np.int64)
-            self._add(x, ids, num_threads)
+            self._commit_add(batch, self._fresh_ids(x.shape[0]))
 
     def add_with_ids(self, x, ids, num_threads=None):
-        """Add vectors with the given int64 ids (unique, not already present)."""
+        """Add vectors with the given int64 ids (unique, in [0, 2^63 - 1], not present)."""
         x = self._prep(x)
         ids = as_ids(ids, x.shape[0])
+        self._check_batch_ids(ids)
+        batch = self._prepare_add(x, num_threads)
         with self._lock:
             self._check_new_ids(ids)
-            self._add(x, ids, num_threads)
+            self._commit_add(batch, ids)
+
+    def _fresh_ids(self, n):
+        """n new ids after the largest stored one (call under the lock)."""
+        start = self._next_id()
+        if start + n - 1 > MAX_ID:
+            raise ArgumentError(f"add: {n} new ids after {start - 1} would pass 2^63 - 1 (the "
+                                f"largest id); use add_with_ids")
+        return np.arange(start, start + n, dtype=np.int64)
+
+    @staticmethod
+    def _check_batch_ids(ids):
+        if ids.shape[0] > 1:
+            s = np.sort(ids)
+            dup = np.flatnonzero(s[1:] == s[:-1])
+            if dup.size:
+                raise ArgumentError(f"add_with_ids: duplicate id {int(s[dup[0]])} in the batch")
+
+    def _prepare_add(self, x, num_threads):
+        """The fallible part of an add that needs no lock (kinds that encode without
+        touching their state do it here); the default defers everything to `_commit_add`."""
+        return (x, num_threads)
+
+    def _commit_add(self, batch, ids):
+        """Publish a prepared batch with these ids (under the lock)."""
+        x, num_threads = batch
+        self._add(x, ids, num_threads)
 
     def _next_id(self):
         return int(self._ids.max()) + 1 if self.ntotal else 0
 
     def _add(self, x, ids, num_threads):
         if not self.is_trained:
-            raise RuntimeError("the index must be trained before add (call train first)")
+            raise NotTrainedError("the index must be trained before add (call train first)")
         nt = num_threads if num_threads is not None else self.params.num_threads
         codes, sf = self._encode(x, nt)
         self._append(codes, sf, ids, x)
@@ -525,7 +282,7 @@ class IndexCodes(Index):
         """Remove by ids (array) or a selector with `is_member(id)`; returns the count removed."""
         with self._lock:
             if hasattr(sel, "is_member"):
-                keep = ~selector_members(sel, self._ids)
+                keep = np.array([not sel.is_member(int(i)) for i in self._ids], dtype=bool)
             else:
                 ids = as_ids(sel)
                 keep = ~np.isin(self._ids, ids)
@@ -550,17 +307,22 @@ class IndexCodes(Index):
 
     def reconstruct(self, key):
         """Decoded vector of one id."""
-        pos = self._positions_of(as_ids([key]))
-        return self._decode_positions(pos)[0]
+        with self._lock:
+            pos = self._positions_of(as_ids([key], what="key"))
+            return self._decode_positions(pos)[0]
 
     def reconstruct_n(self, i0=0, ni=None):
-        """Decoded vectors of ids i0 .. i0+ni-1 (float32 (ni, d))."""
-        ni = self.ntotal - i0 if ni is None else ni
-        pos = self._positions_of(np.arange(i0, i0 + ni, dtype=np.int64))
-        return self._decode_positions(pos)
+        """Decoded vectors of ids i0 .. i0+ni-1 (float32 (ni, d)); ni <= ntotal, checked
+        before anything is allocated."""
+        with self._lock:
+            i0, ni = check_id_range(i0, ni, self.ntotal)
+            pos = self._positions_of(np.arange(i0, i0 + ni, dtype=np.int64))
+            return self._decode_positions(pos)
 
     def reconstruct_batch(self, ids):
-        return self._decode_positions(self._positions_of(as_ids(ids)))
+        """Decoded vectors of these ids (float32 (len(ids), d))."""
+        with self._lock:
+            return self._decode_positions(self._positions_of(as_ids(ids)))
 
     def _decode_positions(self, pos):
         return self.codec._decode_parts(self._codes[pos], self._sf[pos], self._references(pos))
@@ -769,32 +531,60 @@ class IndexListCodes(IndexCodes):
         """(packed fields, scan factors) of validated vectors going to `lists`."""
         return self._encode(x, num_threads)
 
-    def _add(self, x, ids, num_threads):
+    def _training_state(self):
+        """What encoding depends on (IVF: the centroids); an add checks it did not change
+        between its encoding (outside the lock) and its commit."""
+        return None
+
+    def _prepare_add(self, x, num_threads):
+        """Assign and encode every row (outside the lock: the fallible, slow part). Returns
+        (lists, codes, sf, training state); nothing of the index changes here."""
         if not self.is_trained:
-            raise RuntimeError("the index must be trained before add (call train first)")
+            raise NotTrainedError(f"{type(self).__name__} is not trained: call train(x) "
+                                  f"before add")
+        trained = self._training_state()
         nt = resolve_threads(num_threads if num_threads is not None else self.params.num_threads)
         n = x.shape[0]
         step = max(256, self.add_chunk_bytes // (4 * max(getattr(self, "nlist", 1), self.d)))
         lists = (np.concatenate([self._assign_lists(x[a:a + step], nt)
                                  for a in range(0, n, step)]) if n else np.zeros(0, np.int64))
-        st = self._store
-        dest = st.reserve(lists)
+        codes = np.empty((n, self.codec._code_bytes), np.uint8)
+        sf = np.empty((n, self.codec.n_acc + 2), np.float32)
         for a in range(0, n, step):
-            codes, sf = self._encode_rows(x[a:a + step], lists[a:a + step], nt)
-            d = dest[a:a + step]
-            st.codes[d] = codes
-            st.sf[d] = sf
-            st.ids[d] = ids[a:a + step]
+            codes[a:a + step], sf[a:a + step] = self._encode_rows(x[a:a + step],
+                                                                  lists[a:a + step], nt)
+        if n and not np.isfinite(sf).all():  # cannot happen for inputs within MAX_NORM
+            from ..errors import ValueOverflowError
+            raise ValueOverflowError("add: the encoded factors of these vectors overflow "
+                                     "float32; scale the vectors down")
+        return lists, codes, sf, trained
+
+    def _commit_add(self, batch, ids):
+        """Write a prepared batch into the store and publish it (under the lock)."""
+        lists, codes, sf, trained = batch
+        if trained is not self._training_state():
+            raise NotTrainedError(f"{type(self).__name__} was retrained during this add")
+        n = ids.shape[0]
+        st = self._store
+        dest = st.reserve(lists)  # may move lists (content-preserving); nothing published
+        st.codes[dest] = codes
+        st.sf[dest] = sf
+        st.ids[dest] = ids
         st.commit(lists, dest, ids)
         if n and self._max_id is not None:
             self._max_id = max(self._max_id, int(ids.max()))
+
+    def _add(self, x, ids, num_threads):
+        self._commit_add(self._prepare_add(x, num_threads), ids)
 
     def remove_ids(self, sel):
         """Remove by ids (array) or a selector with `is_member(id)`; returns the count removed."""
         with self._lock:
             if hasattr(sel, "is_member"):
                 rows = self._store.rows()
-                rows = rows[selector_members(sel, self._store.ids[rows])]
+                hit = np.array([bool(sel.is_member(int(i))) for i in self._store.ids[rows]],
+                               dtype=bool)
+                rows = rows[hit]
             else:
                 ids = as_ids(sel)
                 pos = self._positions_of(ids, must_exist=False) if self.ntotal else ids[:0]

@@ -7,9 +7,11 @@ list costs only its additive constant (||q - c||^2 or <q, c>).
 """
 import numpy as np
 
-from .._validation import as_vectors
+from .._validation import MAX_NORM, as_vectors, check_finite_file, check_sorted_lists_file
+from ..errors import NotTrainedError, TrainingError
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexListCodes
+from .flat import IndexFlatCodes
 from .params import METRIC_L2
 
 __all__ = ["IndexIVFCodes"]
@@ -26,6 +28,12 @@ class IndexIVFCodes(IndexListCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
     fastscan = True
+    #: file state (io.py framing, index kinds own their state: /notes/contracts.md)
+    _file_kind = "ivf"
+    _mmap_arrays = ("codes",)
+    _accepts_snapshot = True
+    #: nlist of an untrained index read from a file (a trained one is bounded by its centroids)
+    max_file_nlist_untrained = 1 << 22
 
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
         nlist = int(nlist)
@@ -48,11 +56,46 @@ class IndexIVFCodes(IndexListCodes):
 
     @classmethod
     def from_faiss_ivf(cls, ivf, codec, metric=None):
-        """Reuse the coarse quantizer (centroids) of a trained faiss.IndexIVF."""
+        """Reuse the coarse quantizer (centroids) of a trained faiss.IndexIVF.
+
+        Parameters
+        ----------
+        ivf : faiss.Index
+            A trained faiss ``IndexIVF*``, possibly inside ``IndexIDMap`` / ``IndexRefine`` /
+            ``IndexPreTransform``. A pre-transform made of linear transforms (RR, OPQ, PCA,
+            ITQ) is kept: the result is a `vqindex.IndexPreTransform` that applies it to
+            every input and query (as faiss does); any other transform is refused.
+        codec : Codec
+            The codec of the lists, of the IVF's dimension (after the transform).
+        metric : int or str, optional
+            Defaults to the faiss index's metric.
+
+        Returns
+        -------
+        IndexIVFCodes, or IndexPreTransform over one
+        """
         faiss = _faiss()
-        ivf = faiss.extract_index_ivf(ivf) if not isinstance(ivf, faiss.IndexIVF) else ivf
+        from ..interop import pretransform_of_faiss
+        node = faiss.downcast_index(ivf)
+        while True:  # walk the wrappers down to the IVF, keeping a pre-transform
+            if isinstance(node, faiss.IndexPreTransform):
+                A, b, inner = pretransform_of_faiss(node)
+                base = cls.from_faiss_ivf(inner, codec, metric)
+                from .pretransform import IndexPreTransform
+                return IndexPreTransform(A, b, base)
+            if isinstance(node, faiss.IndexIVF):
+                break
+            inner = getattr(node, "base_index", None) or getattr(node, "index", None)
+            if inner is None:
+                raise ValueError(f"from_faiss_ivf: {type(node).__name__} holds no faiss IndexIVF")
+            node = faiss.downcast_index(inner)
+        ivf = node
         if not ivf.is_trained:
             raise ValueError("the faiss IVF index must be trained")
+        if codec.d != ivf.d:
+            raise ValueError(f"from_faiss_ivf: the codec has d={codec.d}, the faiss IVF lists "
+                             f"have d={ivf.d} (after its pre-transform); build the codec with "
+                             f"d={ivf.d}")
         metric = ivf.metric_type if metric is None else metric
         q = ivf.quantizer
         cent = q.reconstruct_n(0, ivf.nlist)
@@ -61,6 +104,51 @@ class IndexIVFCodes(IndexListCodes):
         out = cls(ivf.d, codec, ivf.nlist, metric=metric, quantizer=quant)
         out.params.nprobe = int(ivf.nprobe)
         return out
+
+    # ------------------------------------------------------------------ file state
+    def _state(self):
+        """(meta, arrays, children) for io.write_index (called under the lock)."""
+        lists, codes, sf, ids = self._stored_arrays()
+        meta = {"nstored": int(ids.shape[0]), "nlist": int(self.nlist),
+                "trained": self.centroids is not None,
+                "quantizer": type(self.quantizer).__name__}
+        arrays = {"codes": codes, "sf": sf, "ids": ids, "list_of": lists}
+        if self.centroids is not None:
+            arrays["centroids"] = self.centroids
+        return meta, arrays, {}
+
+    @classmethod
+    def _from_state(cls, meta, arrays, children, ctx):
+        """A new index from a file's state: centroids (nlist, d) finite, list assignment
+        sorted and in range, the stored rows checked as for Flat; an untrained index holds
+        no vectors."""
+        import faiss
+        d, metric = meta["d"], meta["metric_type"]
+        trained = ctx.flag(meta, "trained")
+        nlist = ctx.count(meta, "nlist")
+        if nlist < 1:
+            raise ctx.fail(f"nlist must be >= 1, got {nlist}")
+        quant = faiss.IndexFlatL2(d) if metric == METRIC_L2 else faiss.IndexFlatIP(d)
+        if trained:
+            cent = ctx.array(arrays, "centroids", np.float32, 2)
+            if cent.shape != (nlist, d):
+                raise ctx.fail(f"centroids have shape {cent.shape}, expected ({nlist}, {d})")
+            check_finite_file(cent, "centroids", ctx, bound=MAX_NORM)
+            quant.add(np.ascontiguousarray(cent))
+        elif nlist > cls.max_file_nlist_untrained:
+            raise ctx.fail(f"nlist={nlist} of an untrained index is implausible (at most "
+                           f"{cls.max_file_nlist_untrained})")
+        codes, sf, ids = IndexFlatCodes._stored_from_state(meta, arrays, ctx)
+        if not trained and ids.shape[0]:
+            raise ctx.fail(f"an untrained IVF index cannot hold vectors (nstored={ids.shape[0]})")
+        lists = ctx.array(arrays, "list_of", np.int64, 1)
+        check_sorted_lists_file(lists, ids.shape[0], nlist, ctx)
+        index = cls(d, ctx.codec, nlist, metric, quantizer=quant)
+        index._load_stored(np.ascontiguousarray(lists), codes, sf, ids)
+        return index
+
+    def _training_state(self):
+        return self.centroids
 
     def _set_centroids(self, centroids):
         centroids = as_vectors(centroids, self.d, "centroids")
@@ -80,12 +168,30 @@ class IndexIVFCodes(IndexListCodes):
         if self.is_trained and self.quantizer.ntotal == self.nlist:
             return self
         faiss = _faiss()
-        km = faiss.Kmeans(self.d, self.nlist, niter=niter, seed=seed,
-                          spherical=self._is_ip, verbose=False)
-        km.train(x)
-        self.quantizer.reset() if self.quantizer.is_trained else self.quantizer.train(km.centroids)
-        self.quantizer.add(km.centroids)
-        self._set_centroids(km.centroids)
+        # the fallible part first (inputs are finite with norms <= MAX_NORM, which keeps
+        # faiss's float32 distances finite); then the quantizer and centroids in one step
+        try:
+            km = faiss.Kmeans(self.d, self.nlist, niter=niter, seed=seed,
+                              spherical=self._is_ip, verbose=False)
+            km.train(x)
+            cent = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise TrainingError(f"IVF k-means (faiss) failed on {x.shape[0]} training vectors "
+                                f"for nlist={self.nlist}: {str(exc).strip()[:300]}") from None
+        if cent.shape != (self.nlist, self.d) or not np.isfinite(cent).all():
+            raise TrainingError(f"IVF k-means (faiss) returned unusable centroids (shape "
+                                f"{cent.shape}, finite: {bool(np.isfinite(cent).all())})")
+        with self._lock:
+            try:
+                if self.quantizer.is_trained:
+                    self.quantizer.reset()
+                else:
+                    self.quantizer.train(cent)
+                self.quantizer.add(cent)
+            except RuntimeError as exc:
+                raise TrainingError(f"the coarse quantizer ({type(self.quantizer).__name__}) "
+                                    f"failed: {str(exc).strip()[:300]}") from None
+            self._set_centroids(cent)
         return self
 
     # ------------------------------------------------------------------ storage
@@ -136,7 +242,7 @@ class IndexIVFCodes(IndexListCodes):
 
     def _assign_lists(self, x, num_threads):
         if not self.is_trained:
-            raise RuntimeError("IVF index is not trained: call train(x) before add")
+            raise NotTrainedError("IVF index is not trained: call train(x) before add")
         return self._assign(x, 1, num_threads)[:, 0].astype(np.int64)
 
     def _encode_rows(self, x, lists, num_threads):
@@ -160,11 +266,15 @@ class IndexIVFCodes(IndexListCodes):
         return self._store.len.copy()
 
     # ------------------------------------------------------------------ search
-    def _search_keys(self, x, k, p):
+    def _search_keys(self, x, k, p, snap=None):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
-        fast = self.fastscan and self.ntotal >= 256
-        codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(p, fast)
+        if snap is None:
+            snap = self._snapshot(p, self.fastscan and self.ntotal >= 256)
+        codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = snap
+        fast = blocks is not None and self.fastscan and int(ln.sum()) >= 256
+        if not self.is_trained:
+            raise NotTrainedError("IVF index is not trained: call train(x) before search")
         probes, probe_add = self._probe(x, nprobe, nt)
         if fast and self._fused_ok(x, nt):
             keys, rows = self._fused_search(x, k, probes, probe_add, False, blocks, row0, blk0,
@@ -188,10 +298,12 @@ class IndexIVFCodes(IndexListCodes):
         start = np.where(ok, row0[l], 0).astype(np.int64)
         return start, np.where(ok, start + ln[l], 0).astype(np.int64)
 
-    def _range_keys(self, x, radius, p):
+    def _range_keys(self, x, radius, p, snap=None):
         nt = resolve_threads(p.num_threads)
         nprobe = min(p.nprobe, self.nlist)
-        codes, sf, ids, row0, ln, mask, use_mask, _, _ = self._snapshot(p)
+        codes, sf, ids, row0, ln, mask, use_mask, _, _ = snap or self._snapshot(p)
+        if not self.is_trained:
+            raise NotTrainedError("IVF index is not trained: call train(x) before search")
         probes, probe_add = self._probe(x, nprobe, nt)
         qt = self.codec._prepare_trusted(x, nt)
         lims, keys, rows = self._exact_range(qt, radius, nt, *self._segments(probes, row0, ln),

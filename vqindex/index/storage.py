@@ -205,15 +205,30 @@ class ListStore:
             return 0
         rows = np.unique(rows)
         which = self.lists_of(rows)
+        # the fallible work first: every list's kept rows and one reservation of their new
+        # slots (a reallocation copies, it changes nothing visible); then the moves
+        plan = []
         for l in np.unique(which):
             drop = rows[which == l] - self.row0[l]
             keep = np.setdiff1d(np.arange(self.len[l]), drop)
-            self._move(int(l), _round_rows(keep.shape[0]) if keep.shape[0] else 0, keep)
+            plan.append((int(l), _round_rows(keep.shape[0]) if keep.shape[0] else 0, keep))
+        self._ensure_rows(sum(cap for _, cap, _ in plan))
+        for l, cap, keep in plan:
+            self._move(l, cap, keep)
         self.live -= rows.shape[0]
         self._lookup = None
         if self.used > 2 * self.live + 4096:
-            self.compact()
+            try:
+                self.compact()
+            except MemoryError:  # compaction only reclaims holes; the removal is done
+                pass
         return int(rows.shape[0])
+
+    def _ensure_rows(self, n):
+        """Grow the row arrays so that n more rows fit without another reallocation."""
+        if self.used + n > self.codes.shape[0]:
+            r = self._reserve_rows(n)
+            self.used = r  # reserve the capacity only
 
     def reset(self):
         self.__init__(self.nlist, self.code_bytes, self.n_sf, self.layout)
