@@ -4,7 +4,7 @@
  * One kernel, called from the numba traversal through its address (12 int64 arguments, the
  * calling convention of kernels.driver._call_i64x12):
  *
- *   vq_graph_dot4(codes, stride, ids, cnt, qa, lut, nbytes, out, backend, 0, 0, 0)
+ *   vq_graph_dot4(codes, stride, ids, cnt, qa, lut, nbytes, out, backend, pf, pf_stride, 0)
  *
  * For each t < cnt, row = codes + ids[t] * stride (int32 ids) holds nbytes bytes of 4-bit
  * fields, byte j = field 2j (low nibble) | field 2j+1 (high nibble). lut: 16 uint8 level
@@ -15,6 +15,8 @@
  * backend: 0 best, 1 scalar, 2 AVX2. Returns 0, or -1 for an unsupported backend (the caller
  * then runs the numba twin kernels.graph.dot4_numba, which gives the same integers).
  *
+ * pf / pf_stride (optional, pf = 0: none): a second per-row array the caller reads next (the
+ * scan factors); its rows are prefetched with the codes.
  * The rows of all ids are prefetched first (the rows are random accesses into the codes);
  * the AVX2 kernel is compiled with __attribute__((target("avx2"))) and selected at run time
  * with __builtin_cpu_supports, as in fastscan.c.
@@ -75,7 +77,8 @@ GR_T_AVX2 static inline int32_t hsum_epi32(__m256i v) {
 
 GR_T_AVX2 static void dot4_avx2(const uint8_t *codes, int64_t stride, const int32_t *ids,
                                 int64_t cnt, const int8_t *qa, const uint8_t *lut,
-                                int64_t nbytes, int32_t *out) {
+                                int64_t nbytes, int32_t *out, const char *pf,
+                                int64_t pf_stride) {
     const __m256i L = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lut));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -83,6 +86,7 @@ GR_T_AVX2 static void dot4_avx2(const uint8_t *codes, int64_t stride, const int3
     for (int64_t t = 0; t < cnt; t++) {
         const char *row = (const char *)(codes + (int64_t)ids[t] * stride);
         for (int64_t o = 0; o < nbytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
+        if (pf) _mm_prefetch(pf + (int64_t)ids[t] * pf_stride, _MM_HINT_T0);
     }
     int64_t t = 0;
     for (; t + 2 <= cnt; t += 2) {  /* two rows at a time: independent dependency chains */
@@ -120,8 +124,8 @@ static int gr_has_avx2(void) {
 
 GR_API int64_t vq_graph_dot4(int64_t codes, int64_t stride, int64_t ids, int64_t cnt,
                              int64_t qa, int64_t lut, int64_t nbytes, int64_t out,
-                             int64_t backend, int64_t u1, int64_t u2, int64_t u3) {
-    (void)u1; (void)u2; (void)u3;
+                             int64_t backend, int64_t pf, int64_t pf_stride, int64_t u3) {
+    (void)u3;
     if (backend == 0) backend = gr_has_avx2() ? 2 : 1;
     if (backend == 1) {
         dot4_scalar((const uint8_t *)codes, stride, (const int32_t *)ids, cnt,
@@ -131,7 +135,8 @@ GR_API int64_t vq_graph_dot4(int64_t codes, int64_t stride, int64_t ids, int64_t
 #ifdef GR_X86
     if (backend == 2 && gr_has_avx2()) {
         dot4_avx2((const uint8_t *)codes, stride, (const int32_t *)ids, cnt,
-                  (const int8_t *)qa, (const uint8_t *)lut, nbytes, (int32_t *)out);
+                  (const int8_t *)qa, (const uint8_t *)lut, nbytes, (int32_t *)out,
+                  (const char *)pf, pf_stride);
         return 0;
     }
 #endif

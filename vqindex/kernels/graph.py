@@ -350,7 +350,8 @@ def _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, keys, a
             rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off, np.int64(codes.shape[1]),
                               np.int64(buf.ctypes.data), cnt, np.int64(qa.ctypes.data),
                               np.int64(lut.ctypes.data), nbytes, np.int64(dots.ctypes.data),
-                              backend, np.int64(0), np.int64(0), np.int64(0))
+                              backend, np.int64(sf.ctypes.data), np.int64(4 * sf.shape[1]),
+                              np.int64(0))
         if rc != 0:
             dot4_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
         for t in range(cnt):
