@@ -236,11 +236,44 @@ def estimate(add, sf_row, n_acc, a_ell, a_ip, accs):
             + a_ip * ip)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _before(a, b):
+    """a < b with NaN after every number (numpy's sort order)."""
+    return a < b or (b != b and a == a)
+
+
+@njit(cache=True, nogil=True)
+def _kth_smallest(a, k):
+    """The k-th smallest (0-based) value of `a`, reordering `a`: np.partition(a, k)[k] (NaN
+    last, as numpy orders it). Wirth's selection, written out because numba's np.partition
+    costs far more compile time at the first search than the whole rest of the shortlist."""
+    lo, hi = 0, a.shape[0] - 1
+    while lo < hi:
+        x = a[k]
+        i, j = lo, hi
+        while i <= j:
+            while _before(a[i], x):
+                i += 1
+            while _before(x, a[j]):
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return a[k]
+
+
 @njit(cache=True, nogil=True)
 def _keep_best(keys, ids, vals, size, keep):
     """Keep the `keep` smallest keys of the buffer (ties to the earliest), in place; returns
     the new size and the threshold: later candidates must have a key below it."""
-    kth = np.partition(keys[:size].copy(), keep - 1)[keep - 1]
+    kth = _kth_smallest(keys[:size].copy(), keep - 1)
     less = 0
     for u in range(size):
         if keys[u] < kth:
