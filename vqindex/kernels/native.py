@@ -105,7 +105,7 @@ def warn_if_missing():
     if lib is not None or _warned_missing or load_error == "disabled by VQINDEX_NO_NATIVE":
         return False
     _warned_missing = True
-    warnings.warn(f"vqindex: the native library is not loaded ({load_error or "not found"}); the numba kernels "
+    warnings.warn(f"vqindex: the native library is not loaded ({load_error or 'not found'}); the numba kernels "
                   f"run instead (same results, slower scans and encodes). Install a vqindex "
                   f"wheel, or reinstall with a C compiler, to get it; vqindex.show_config() "
                   f"says what is loaded.", RuntimeWarning, stacklevel=3)
