@@ -6,7 +6,12 @@ from ..kernels._threads import resolve_threads
 from .base import IndexListCodes
 from .params import METRIC_L2
 
-__all__ = ["IndexFlatCodes"]
+__all__ = ["IndexFlatCodes", "no_results"]
+
+
+def no_results(nq, k):
+    """(keys, ids) of a search over no vectors: +inf keys, -1 ids."""
+    return np.full((nq, k), np.inf, np.float32), np.full((nq, k), -1, np.int64)
 
 
 class IndexFlatCodes(IndexListCodes):
@@ -71,6 +76,8 @@ class IndexFlatCodes(IndexListCodes):
             snap = self._snapshot(p, self.fastscan and self.ntotal >= self.exact_below)
         codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = snap
         fast = blocks is not None and self.fastscan and int(ln.sum()) >= self.exact_below
+        if int(ln.sum()) == 0:  # emptied (reset / remove_ids) since the caller looked
+            return no_results(x.shape[0], k)
         if fast and self._fused_ok(x, nt):
             nq = x.shape[0]
             keys, rows = self._fused_search(x, k, np.zeros((nq, 1), np.int64),

@@ -11,7 +11,7 @@ from .._validation import MAX_NORM, as_vectors, check_finite_file, check_sorted_
 from ..errors import NotTrainedError, TrainingError
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexListCodes
-from .flat import IndexFlatCodes
+from .flat import IndexFlatCodes, no_results
 from .params import METRIC_L2
 
 __all__ = ["IndexIVFCodes"]
@@ -273,6 +273,8 @@ class IndexIVFCodes(IndexListCodes):
             snap = self._snapshot(p, self.fastscan and self.ntotal >= 256)
         codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = snap
         fast = blocks is not None and self.fastscan and int(ln.sum()) >= 256
+        if int(ln.sum()) == 0:  # emptied (reset / remove_ids) since the caller looked
+            return no_results(x.shape[0], k)
         if not self.is_trained:
             raise NotTrainedError("IVF index is not trained: call train(x) before search")
         probes, probe_add = self._probe(x, nprobe, nt)
