@@ -88,6 +88,15 @@ def test_merge_topk_is_exact_with_faiss_padding():
     assert Dm[0, :3].tolist() == pytest.approx([0.1, 0.3, 0.5]) and Dm[0, 3] == np.inf
     Dm, Im = merge_topk([-D1, -D2], [I1, I2], 4, is_ip=True)  # larger is better
     assert Im.tolist() == [[4, 9, 6, -1]] and Dm[0, 3] == -np.inf
+    # many shards (the argpartition path): the same as sorting everything
+    rng = np.random.default_rng(0)
+    Ds = [np.sort(rng.random((50, 5)).astype(np.float32), 1) for _ in range(8)]
+    Is = [rng.permutation(10 ** 6)[:250].reshape(50, 5) for _ in range(8)]
+    Dm, Im = merge_topk(Ds, Is, 5, is_ip=False)
+    allD, allI = np.concatenate(Ds, 1), np.concatenate(Is, 1)
+    order = np.argsort(allD, 1, kind="stable")[:, :5]
+    assert np.array_equal(Im, np.take_along_axis(allI, order, 1))
+    assert np.array_equal(Dm, np.take_along_axis(allD, order, 1))
 
 
 def test_shard_log_drops_a_torn_tail_and_rejects_inner_corruption(tmp_path):

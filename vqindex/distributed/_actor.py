@@ -328,13 +328,14 @@ class ShardActor:
 
     # ------------------------------------------------------------------ queries
     def search(self, x, k, params, flt):
-        """(D, I, seconds inside the index) of index.search with this shard's filter."""
+        """(D, I, (wall seconds, CPU seconds of this thread) inside the index) of
+        index.search with this shard's filter."""
         self._check()
         with _Read(self._lock):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             D, I = self.index.search(_writable(x), k,
                                      params=dataclasses.replace(params, filter=flt))
-            return D, I, time.perf_counter() - t0
+            return D, I, (time.perf_counter() - t0, time.thread_time() - c0)
 
     def range_search(self, x, radius, params, flt):
         """(lims, D, I, seconds inside the index) of index.range_search."""

@@ -7,7 +7,6 @@ and every shard encodes a vector as a single index would (the codecs are data-ob
 seeded; IVF shards share the caller's centroids). A search sends the query batch through the
 object store once, each shard returns its k best, and the caller merges them exactly.
 """
-import dataclasses
 import os
 import re
 import shutil
@@ -99,7 +98,8 @@ def merge_topk(Ds, Is, k, is_ip):
     """Exact top-k over the shards' results: (D (nq, k) float32, I (nq, k) int64).
 
     Ds, Is: lists of (nq, k_s) arrays, best first; missing results are id -1. Ties in distance
-    are broken by the smaller id. Missing results stay id -1 with distance -inf (IP, cosine)
+    are broken by the smaller id (with more than 4 k candidates, ties at the k-th place are
+    cut by np.argpartition first). Missing results stay id -1 with distance -inf (IP, cosine)
     or +inf (L2), as in FAISS."""
     nq = Ds[0].shape[0] if Ds else 0
     if not Ds:
@@ -110,6 +110,9 @@ def merge_topk(Ds, Is, k, is_ip):
         D = np.concatenate(Ds, axis=1)
         I = np.concatenate(Is, axis=1)
         key = np.where(I < 0, np.inf, -D if is_ip else D)
+        if key.shape[1] > 4 * k:  # many shards: the k best first, then order those
+            part = np.argpartition(key, k - 1, axis=1)[:, :k]
+            key, D, I = (np.take_along_axis(a, part, 1) for a in (key, D, I))
         order = np.lexsort((I, key), axis=-1)[:, :k]
         D = np.take_along_axis(D, order, 1)
         I = np.take_along_axis(I, order, 1)
@@ -365,8 +368,18 @@ class ShardedIndex:
             self._require_trained(x)
             self._add(x, ids, num_threads, parts)
 
+    #: an add larger than this is sent in several calls (each logged and acknowledged on
+    #: its own), so the caller holds at most one chunk's per-shard copies at a time
+    add_chunk_bytes = 256 << 20
+
     def _add(self, x, ids, num_threads, parts=None):
-        if x.shape[0] == 0:
+        n = x.shape[0]
+        step = max(1, self.add_chunk_bytes // (4 * self.d))
+        if n > step:
+            for a in range(0, n, step):
+                self._add(x[a:a + step], ids[a:a + step], num_threads)
+            return
+        if n == 0:
             return
         parts = self._parts(ids) if parts is None else parts
         seq = self._next_seq()
@@ -457,7 +470,9 @@ class ShardedIndex:
     def _prepare(self, x, params):
         x = as_vectors(x, self.d, "queries")
         flts = self._shard_filters(params.filter if isinstance(params, SearchParams) else None)
-        send = SearchParams() if params is None else dataclasses.replace(params, filter=None)
+        # the caller's defaults (index.params) apply, as on a single index
+        send = (SearchParams() if params is None else params).merged(self._template.params)
+        send.filter = None
         return x, flts, send
 
     def search(self, x, k, params=None, allow_partial=False):
@@ -486,7 +501,8 @@ class ShardedIndex:
             D, I = np.full((nq, k), _fill(self._is_ip), np.float32), np.full((nq, k), -1, np.int64)
         t2 = time.perf_counter()
         self.last_search = {"wall_s": t2 - t0, "merge_s": t2 - t1,
-                            "shard_s": [r[2] if r is not None else None for r in res]}
+                            "shard_s": [r[2][0] if r is not None else None for r in res],
+                            "shard_cpu_s": [r[2][1] if r is not None else None for r in res]}
         if allow_partial:
             return D, I, np.full(nq, len(ok) == self.num_shards)
         return D, I

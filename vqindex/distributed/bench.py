@@ -86,34 +86,52 @@ def cost_model(report, machines=(8, 64), link_gbit=10.0):
     A search sends the query batch once to every shard (4 d bytes per query per shard) and
     gets k results of 12 bytes (float32 distance, int64 id) per query per shard back. Every
     shard works on every query, so with one shard per machine the batch throughput is bounded
-    by the slowest shard's search time per query, t_shard(n / N), and by the caller's merge
-    and network time. t_shard(m) = a + b m is fitted to the measured per-shard search times
-    (in-actor, batch of nq) at the measured shard sizes m; the fixed part a (coarse
+    by the slowest shard's search time per query, t_shard(n / N), and by the caller's merge,
+    fan-out (submitting and collecting N calls per batch, fitted linear in N from the
+    measured batch fan-out) and network time. t_shard(m) = a + b m is fitted to the measured per-shard search times
+    (CPU seconds of the slowest shard's search thread, batch of nq: on a shared box
+    the wall time also counts the other processes) at the measured shard sizes m; the fixed part a (coarse
     quantizer, query tables) does not shrink with N. Two scenarios: the same n split over
     N machines, and n per machine (an N times larger index)."""
     d, k, nq, n = report["d"], report["k"], report["nq"], report["n"]
     rows = [r for r in report["rows"] if r["kind"] == "sharded"]
     m = np.array([n / r["shards"] for r in rows], float)
-    t = np.array([r["shard_search_s_per_query"] for r in rows], float)
+    t = np.array([r["shard_cpu_s_per_query"] for r in rows], float)
     if len(rows) >= 2 and np.ptp(m) > 0:
         b, a = np.polyfit(m, t, 1)
         a, b = max(a, 0.0), max(b, 0.0)
     else:
         a, b = 0.0, float(t[0] / m[0]) if len(rows) else 0.0
     link = link_gbit * 1e9 / 8
-    out = {"fit_a_s": a, "fit_b_s_per_vector": b, "link_gbit": link_gbit, "rows": []}
+    # the caller's cost per call (submitting N calls, waiting, unpacking), linear in N
+    Ns = np.array([r["shards"] for r in rows], float)
+
+    def fit(key):
+        y = np.array([r[key] for r in rows], float) / 1e3
+        if len(rows) >= 2 and np.ptp(Ns) > 0:
+            f1, f0 = np.polyfit(Ns, y, 1)
+            return max(f0, 0.0), max(f1, 0.0)
+        return (float(y[0]) if len(rows) else 0.0), 0.0
+    fb0, fb1 = fit("batch_fanout_ms")
+    fs0, fs1 = fit("fanout_ms_vs_shard")
+    plain_call = [r for r in report["rows"] if r["kind"] == "plain"][0]["call_ms_p50"] / 1e3
+    out = {"fit_a_s": a, "fit_b_s_per_vector": b, "link_gbit": link_gbit,
+           "fanout_batch_s": (fb0, fb1), "fanout_single_s": (fs0, fs1), "rows": []}
     for N in tuple(r["shards"] for r in rows) + tuple(machines):
         merge = merge_seconds(N, nq, k) / nq
         bytes_out, bytes_back = 4 * d * N, 12 * k * N
         wire = (bytes_out + bytes_back) / link
         same_n = a + b * n / N
         per_machine_n = a + b * n
+        caller = merge + (fb0 + fb1 * N) / nq
         out["rows"].append({
+            "caller_us_per_query": caller * 1e6,
+            "latency_ms_one_query": (plain_call + fs0 + fs1 * N) * 1e3,
             "machines": N, "bytes_out_per_query": bytes_out, "bytes_back_per_query": bytes_back,
             "merge_us_per_query": merge * 1e6, "wire_us_per_query": wire * 1e6,
             "shard_us_per_query_same_n": same_n * 1e6,
-            "qps_same_n": 1.0 / max(same_n, merge, wire),
-            "qps_n_per_machine": 1.0 / max(per_machine_n, merge, wire),
+            "qps_same_n": 1.0 / max(same_n, caller, wire),
+            "qps_n_per_machine": 1.0 / max(per_machine_n, caller, wire),
             "total_vectors_n_per_machine": n * N})
     return out
 
@@ -143,7 +161,10 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
     build = time.perf_counter() - t0
     plain.search(xq, k, params)  # compile / warm the batch and the one-query paths
     plain.search(xq[:1], k, params)
-    tb, (_, I) = _time_batch(lambda q, kk: plain.search(q, kk, params), xq, k)
+    c0 = time.thread_time()
+    tb, (_, I) = _time_batch(lambda q, kk: plain.search(q, kk, params), xq, k, repeat=1)
+    cpu_batch = time.thread_time() - c0
+    tb = min(tb, _time_batch(lambda q, kk: plain.search(q, kk, params), xq, k, repeat=1)[0])
     ts = _time_single(lambda q, kk: plain.search(q, kk, params), xq, k, single_queries)
     with tempfile.TemporaryDirectory(prefix="vqindex-scale-") as tmp:
         vqindex.write_index(plain, os.path.join(tmp, "plain.vqi"))
@@ -151,7 +172,8 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
     plain_call = float(np.median(ts))
     rows.append({"kind": "plain", "shards": 0, "build_s": build, "batch_qps": len(xq) / tb,
                  "single_qps": 1.0 / float(np.mean(ts)), "call_ms_p50": plain_call * 1e3,
-                 "recall": _recall(I, gt, k), "file_mb_per_shard": fbytes / 2 ** 20})
+                 "recall": _recall(I, gt, k), "file_mb_per_shard": fbytes / 2 ** 20,
+                 "cpu_s_per_query": cpu_batch / len(xq)})
     say(f"plain: build {build:.1f} s, batch {len(xq) / tb:.0f} QPS, one query per call "
         f"{1 / np.mean(ts):.0f} QPS")
     del plain
@@ -176,6 +198,7 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
             tb, (_, I) = _time_batch(batch, xq, k)
             stats = min(calls, key=lambda c: c["wall_s"])  # the call that gave tb
             shard_s = max(stats["shard_s"])
+            shard_cpu = max(stats["shard_cpu_s"])
             singles, overhead = [], []
 
             def one(q, kk):
@@ -198,6 +221,7 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
                 "batch_fanout_ms": (stats["wall_s"] - shard_s) * 1e3,
                 "merge_ms_batch": stats["merge_s"] * 1e3,
                 "shard_search_s_per_query": shard_s / len(xq),
+                "shard_cpu_s_per_query": shard_cpu / len(xq),
                 "recall": _recall(I, gt, k),
                 "rss_mb_per_shard": float(np.mean([i["rss_bytes"] for i in info])) / 2 ** 20,
                 "file_mb_per_shard": float(np.mean([x["bytes"] for x in man["shards"]])) / 2 ** 20,
@@ -211,7 +235,9 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
             sh.close()
     report = {"dataset": str(dataset), "n": int(n), "d": int(d), "nq": int(len(xq)), "k": k,
               "index": index, "metric": metric, "nprobe": nprobe, "k_factor": k_factor,
-              "threads": threads, "cpus": os.cpu_count(), "rows": rows}
+              "threads": threads, "cpus": os.cpu_count(),
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+              "load_avg": os.getloadavg(), "rows": rows}
     report["model"] = cost_model(report)
     return report
 
@@ -222,32 +248,36 @@ def format_report(rep):
              f"nprobe={rep['nprobe']} k_factor={rep['k_factor']}, {rep['threads']} search "
              f"thread per index / shard, {rep['cpus']} CPUs", "",
              "| index | build s | batch QPS | 1-query QPS | p50 ms/call | fan-out ms/search "
-             "(vs plain / vs slowest shard) | batch fan-out ms | merge ms/batch | recall@k "
-             "| RSS MB/shard | file MB/shard |", "|" + "---|" * 11]
+             "(vs plain / vs slowest shard) | batch fan-out ms | merge ms/batch | CPU ms/batch "
+             "(slowest shard) | recall@k | RSS MB/shard | file MB/shard |", "|" + "---|" * 12]
     for r in rep["rows"]:
         if r["kind"] == "plain":
             lines.append(f"| plain in-process | {r['build_s']:.1f} | {r['batch_qps']:,.0f} | "
                          f"{r['single_qps']:,.0f} | {r['call_ms_p50']:.2f} | - | - | - | "
+                         f"{r['cpu_s_per_query'] * rep['nq'] * 1e3:.0f} | "
                          f"{r['recall']:.3f} | - | {r['file_mb_per_shard']:.1f} |")
         else:
             lines.append(f"| {r['shards']} shard(s) | {r['build_s']:.1f} | {r['batch_qps']:,.0f} |"
                          f" {r['single_qps']:,.0f} | {r['call_ms_p50']:.2f} | "
                          f"{r['fanout_ms_vs_plain']:.2f} / {r['fanout_ms_vs_shard']:.2f} | "
                          f"{r['batch_fanout_ms']:.1f} | {r['merge_ms_batch']:.2f} | "
-                         f"{r['recall']:.3f} | {r['rss_mb_per_shard']:.0f} | "
+                         f"{r['shard_cpu_s_per_query'] * rep['nq'] * 1e3:.0f} | {r['recall']:.3f} | {r['rss_mb_per_shard']:.0f} | "
                          f"{r['file_mb_per_shard']:.1f} |")
     m = rep["model"]
     lines += ["", f"Cost model (t_shard(m) = {m['fit_a_s'] * 1e6:.1f} us + "
                   f"{m['fit_b_s_per_vector'] * 1e9:.2f} ns x m vectors per query, fitted to the "
-                  f"measured per-shard batch times; {m['link_gbit']:g} Gbit/s at the caller)", "",
+                  f"measured per-shard CPU time per query; {m['link_gbit']:g} Gbit/s at the caller)", "",
               "| machines N | bytes out / query | bytes back / query | merge us / query | "
-              "shard us / query (same n) | QPS, same n over N | QPS, n per machine (N x n) |",
-              "|" + "---|" * 7]
+              "caller us / query (merge + fan-out) | shard CPU us / query (same n) | "
+              "QPS, same n over N | QPS, n per machine (N x n) | 1-query latency ms |",
+              "|" + "---|" * 9]
     for r in m["rows"]:
         lines.append(f"| {r['machines']} | {r['bytes_out_per_query']:,} | "
                      f"{r['bytes_back_per_query']:,} | {r['merge_us_per_query']:.2f} | "
+                     f"{r['caller_us_per_query']:.1f} | "
                      f"{r['shard_us_per_query_same_n']:.1f} | {r['qps_same_n']:,.0f} | "
-                     f"{r['qps_n_per_machine']:,.0f} ({r['total_vectors_n_per_machine']:,}) |")
+                     f"{r['qps_n_per_machine']:,.0f} ({r['total_vectors_n_per_machine']:,}) | "
+                     f"{r['latency_ms_one_query']:.1f} |")
     return "\n".join(lines)
 
 
