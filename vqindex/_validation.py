@@ -151,9 +151,11 @@ def as_int(value, what, lo=None, hi=None):
                                 f"({type(value).__name__})")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "-inf" if lo is None else str(lo)
-        hi_s = "inf" if hi is None else str(hi)
-        raise ArgumentError(f"{what} must be in [{lo_s}, {hi_s}], got {value}")
+        if hi is None:
+            raise ArgumentError(f"{what} must be >= {lo}, got {value}")
+        if lo is None:
+            raise ArgumentError(f"{what} must be <= {hi}, got {value}")
+        raise ArgumentError(f"{what} must be in [{lo}, {hi}], got {value}")
     return value
 
 

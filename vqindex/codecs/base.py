@@ -521,6 +521,12 @@ class Codec:
             raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
         if not isinstance(queries, QueryTables):
             queries = self.prepare_queries(queries, num_threads=num_threads)
+        elif queries.codec_key != self.key:
+            from ..errors import CodecMismatchError
+            raise CodecMismatchError(
+                f"estimate: the query tables were prepared by another codec "
+                f"({queries.codec.name}, d={queries.codec.d}) than this one ({self.name}, "
+                f"d={self.d}); call this codec's prepare_queries")
         codes = as_codes(codes, self.code_size)
         sf = self.scan_factors(codes)
         out = np.empty((len(queries), codes.shape[0]), np.float32)
