@@ -201,12 +201,19 @@ def test_ids_remove_reconstruct_and_reset_follow_single_index_semantics():
         with pytest.raises(KeyError):
             sharded.reconstruct(299)
         single.add(xb[300:400])  # sequential ids continue after the largest stored id
+        sharded.add_chunk_bytes = 4 * D * 40  # this add goes in 3 calls of <= 40 rows
         sharded.add(xb[300:400])
         assert sharded.ntotal == single.ntotal == 397
-        p = _exact(10, 400)
-        assert np.array_equal(single.search(xq, 10, params=p)[1],
-                              sharded.search(xq, 10, params=p)[1])
+        # the caller's default params apply on the shards, as on a single index
+        single.params.k_factor = sharded.params.k_factor = 400.0
+        assert np.array_equal(single.search(xq, 10)[1], sharded.search(xq, 10)[1])
         assert np.array_equal(sharded.reconstruct(298), xb[300])
+
+        class Odd:  # a selector object (FAISS IDSelector style), evaluated on the shards
+            def is_member(self, i):
+                return i % 2 == 1 and i < 50
+        assert sharded.remove_ids(Odd()) == single.remove_ids(Odd()) == 24
+        assert sharded.ntotal == single.ntotal == 373
         sharded.reset()
         assert sharded.ntotal == 0
         Dd, Id = sharded.search(xq, 3)
