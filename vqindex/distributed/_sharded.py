@@ -200,13 +200,13 @@ class ShardedIndex:
         self._seq = int(seq)
         self._next = None
         self._actors = []
+        self.last_search = {}
+        ray = connect(address)  # before anything is created: an unreachable address leaks nothing
+        self._ray = ray
         self._own_work_dir = work_dir is None
         self.work_dir = os.path.abspath(work_dir) if work_dir is not None else \
             tempfile.mkdtemp(prefix="vqindex-shards-")
         os.makedirs(self.work_dir, exist_ok=True)
-        self.last_search = {}
-        ray = connect(address)
-        self._ray = ray
         if num_cpus is None:
             total = float(ray.cluster_resources().get("CPU", 1.0))
             num_cpus = min(1.0, total / num_shards)
