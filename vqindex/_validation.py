@@ -17,12 +17,14 @@ MAX_NORM2 = MAX_NORM * MAX_NORM
 MAX_ID = int(np.iinfo(np.int64).max)
 
 
-def as_vectors(x, d, what="x"):
+def as_vectors(x, d, what="x", max_norm=MAX_NORM):
     """Return `x` as a C-contiguous float32 (n, d) array or raise a clear error.
 
     float64/float16/int input and non-contiguous views are converted; complex, object,
     string or boolean input, a wrong shape or dimension, and NaN/Inf are rejected.
-    A single vector of shape (d,) is accepted as (1, d).
+    A single vector of shape (d,) is accepted as (1, d). Rows of L2 norm above max_norm
+    (MAX_NORM = 2^60 for inputs; internal residuals of two inputs pass 2 * MAX_NORM) are
+    refused with ValueOverflowError.
     """
     if not isinstance(x, np.ndarray):
         try:
@@ -43,7 +45,7 @@ def as_vectors(x, d, what="x"):
     with np.errstate(over="ignore", invalid="ignore"):
         x = np.ascontiguousarray(x, dtype=np.float32)
     if x.size:
-        check_magnitudes(x, what, src)
+        check_magnitudes(x, what, src, max_norm)
     return x
 
 
@@ -52,14 +54,14 @@ def row_norms2(x):
     return np.einsum("ij,ij->i", x, x, dtype=np.float64)
 
 
-def check_magnitudes(x, what="x", src=None):
+def check_magnitudes(x, what="x", src=None, max_norm=MAX_NORM):
     """Raise unless every value of float32 (n, d) x is finite and every row norm <= MAX_NORM.
 
     One float64 pass (the squared norms): a NaN/Inf makes its row's sum non-finite, and no
     float32 value can overflow a float64 square. src: the input before float32 conversion
     (to say when float64 values beyond the float32 range became inf)."""
     s = row_norms2(x)
-    if np.isfinite(s).all() and s.max() <= MAX_NORM2:
+    if np.isfinite(s).all() and s.max() <= max_norm * max_norm:
         return
     bad_inf = np.flatnonzero(~np.isfinite(s))
     if bad_inf.size:
@@ -71,11 +73,11 @@ def check_magnitudes(x, what="x", src=None):
                 f"index computes in float32, so row norms must be <= {MAX_NORM:.3g} (2^60)")
         raise ArgumentError(f"{what} contains NaN or Inf (first bad row {i}); all values must "
                             f"be finite")
-    i = int(np.flatnonzero(s > MAX_NORM2)[0])
+    i = int(np.flatnonzero(s > max_norm * max_norm)[0])
     raise ValueOverflowError(
-        f"{what} row {i} has L2 norm {math.sqrt(s[i]):.3g}, above the limit {MAX_NORM:.3g} "
-        f"(2^60) that keeps squared norms and distances inside float32; scale the vectors "
-        f"down")
+        f"{what} row {i} has L2 norm {math.sqrt(s[i]):.3g}, above the limit {max_norm:.3g} "
+        f"(2^{math.log2(max_norm):.0f}) that keeps squared norms and distances inside "
+        f"float32; scale the vectors down")
 
 
 def all_finite(x, block=1 << 20):

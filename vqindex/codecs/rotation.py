@@ -13,7 +13,7 @@ Two kinds:
 import numpy as np
 
 from ..kernels import native as _native
-from .._validation import as_vectors
+from .._validation import MAX_NORM, as_vectors
 from ..kernels import rotation as _k
 from ..kernels._threads import threads
 
@@ -79,8 +79,9 @@ class Rotation:
         return self._matrix
 
     def apply(self, x, num_threads=1):
-        """Rotate rows: float32 (n, D) -> float32 (n, D) = x R^T."""
-        x = as_vectors(x, self.dim)
+        """Rotate rows: float32 (n, D) -> float32 (n, D) = x R^T (rows of norm <= 2^62:
+        residuals of two inputs within vqindex._validation.MAX_NORM)."""
+        x = as_vectors(x, self.dim, max_norm=4 * MAX_NORM)
         if self.kind == "haar":
             return np.ascontiguousarray(x @ self.matrix().T)
         out = np.empty_like(x)
