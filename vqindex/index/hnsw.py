@@ -433,6 +433,11 @@ class IndexHNSWCodes(IndexCodes):
             self._hop = (self.codec, hop)
         return self._hop[1]
 
+    def _scan_instead(self, allowed, n, ef):
+        """Whether a filter keeping `allowed` of n rows is searched by a scan of those rows
+        (with the same per-hop estimates and rescoring) instead of the traversal."""
+        return allowed <= ef or allowed < self.filter_scan_fraction * n
+
     def _visit_rows(self, rows, n):
         """Visit-stamp arrays (rows, >= n) and generations: pooled for one-row calls."""
         if rows == 1:
@@ -463,10 +468,14 @@ class IndexHNSWCodes(IndexCodes):
         entry = graph[3]
         if entry < 0:
             return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
+        scan_rows = np.zeros(0, np.int32)
         if use_mask:
             allowed = int(mask.sum())
-            if allowed <= ef or allowed < self.filter_scan_fraction * n:
-                return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
+            if allowed == 0:
+                fill = np.full((nq, k), np.inf, np.float32)
+                return fill, np.full((nq, k), -1, np.int64)
+            if self._scan_instead(allowed, n, ef):
+                scan_rows = np.flatnonzero(mask).astype(np.int32)
         mode, lut, nbytes, off, tmin, st = self._hop_setup()
         fptr = _graph_dot4_address() if mode == _graph.HOP_NIBBLE else 0
         hop = (np.int64(mode), np.int64(fptr), np.int64(0), lut, np.int64(nbytes),
@@ -484,8 +493,8 @@ class IndexHNSWCodes(IndexCodes):
         visited, gens = self._visit_rows(rows, n)
         with maybe_threads(nt, par):
             _graph.hnsw_search_codes(hop, exact, self._metric_ab(), qadd, g, np.int64(n),
-                                     np.int64(ef), (mask, use_mask), visited, gens, keys, pos,
-                                     parallel=par)
+                                     np.int64(ef), (mask, use_mask), scan_rows, visited, gens,
+                                     keys, pos, parallel=par)
         if rows == 1:
             with self._publish_lock:
                 if len(self._visit_pool) < 8:

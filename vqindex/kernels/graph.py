@@ -367,9 +367,11 @@ def _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, keys, a
 
 
 @njit(cache=True, nogil=True)
-def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, visited, gen,
-                    out_keys, out_pos):
-    """Queries q0 .. q1-1, one thread; visited int32 (>= n_vis,) / gen int64 (1,): stamps."""
+def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
+                    visited, gen, out_keys, out_pos):
+    """Queries q0 .. q1-1, one thread; visited int32 (>= n_vis,) / gen int64 (1,): stamps.
+    A non-empty scan_rows (int32 storage rows) replaces the traversal by a scan of those
+    rows with the same per-hop estimates (the ef best are rescored as after a traversal)."""
     levels, offsets, neighbors, cum, entry, max_level = graph
     ok, use_ok = flt
     codes, secs, tables, vsp, sf, n_acc = exact
@@ -405,6 +407,26 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, vis
             scale = s * st
             bias = tmin * vs
         qs = (qa, scale, bias)
+        nres = 0
+        if scan_rows.shape[0] > 0:
+            for r0 in range(0, scan_rows.shape[0], maxdeg):
+                cnt = min(maxdeg, scan_rows.shape[0] - r0)
+                for t in range(cnt):
+                    buf[t] = scan_rows[r0 + t]
+                _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
+                for t in range(cnt):
+                    nres = heap_push(res_k, res_i, nres, hk[t], buf[t])
+            size = 0
+            for t in range(nres):
+                i = res_i[t]
+                if mode == HOP_EXACT:
+                    key = res_k[t]
+                else:
+                    exact_accs(codes[i], secs, tables, vsp, q, accs)
+                    key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+                size = heap_push(top_k, top_i, size, key, i)
+            heap_sorted(top_k, top_i, size, out_keys[q], out_pos[q])
+            continue
         g += 1
         if g >= 2147483647:
             visited[:] = 0
@@ -485,13 +507,13 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, vis
 
 
 @_dual
-def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, visited, gens,
-                      out_keys, out_pos):
+def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows, visited,
+                      gens, out_keys, out_pos):
     """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
     queries (one visit-stamp row each). hop = (mode, fptr, backend, lut uint8 (16,), nbytes,
     byte offset, t_min, s_t) (module docstring); exact = (codes, secs, tables, vsp, sf,
     n_acc) as driver.exact_search; graph = (levels, offsets, neighbors, cum, entry,
-    max_level); flt = (ok, use_ok). out_keys float32 (nq, k) ascending (+inf pads), out_pos
+    max_level); flt = (ok, use_ok); scan_rows: see _search_queries. out_keys float32 (nq, k) ascending (+inf pads), out_pos
     int64 storage rows (-1 pads)."""
     nq = out_keys.shape[0]
     nchunks = visited.shape[0]
@@ -500,4 +522,4 @@ def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, visited, 
         q1 = (c + 1) * nq // nchunks
         if q1 > q0:
             _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt,
-                            visited[c], gens[c:c + 1], out_keys, out_pos)
+                            scan_rows, visited[c], gens[c:c + 1], out_keys, out_pos)
