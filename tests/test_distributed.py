@@ -78,6 +78,14 @@ def test_route_is_a_fixed_balanced_function_of_the_id():
     assert route(np.array([0, 1, 2, 3], np.int64), 3).tolist() == [1, 2, 1, 0]
 
 
+def test_only_a_started_sharded_index_imports_ray():
+    import subprocess
+    import sys
+    code = ("import sys, vqindex, vqindex.distributed, vqindex.cli; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_merge_topk_is_exact_with_faiss_padding():
     D1 = np.array([[0.1, 0.5, np.inf]], np.float32)
     I1 = np.array([[4, 6, -1]])
