@@ -142,7 +142,10 @@ def run_scale(dataset, shards=(1, 2, 4), n=None, nq=1000, k=10, index="IVF1024,E
     """Measure the plain index and ShardedIndex(num_shards=s) for each s; returns a dict."""
     import vqindex
     from . import ShardedIndex
-    from ._sharded import connect
+    from ._sharded import _check_reachable, _ray, connect
+    _ray()  # fail before the plain build: no ray installed
+    if address is not None:
+        _check_reachable(address)  # or no cluster at the address
     say = progress or (lambda *a, **kw: None)
     xb, xq, gt, metric = _load(dataset, n, nq)
     n, d = xb.shape
@@ -286,9 +289,14 @@ def run_cli(a):
     shards = [int(t) for t in str(a.shards).split(",") if t.strip()]
     if not shards or min(shards) < 1:
         raise ValueError(f"--shards must be positive integers, got {a.shards!r}")
-    rep = run_scale(a.dataset, shards=shards, n=a.n, nq=a.nq, k=a.k, index=a.index,
-                    nprobe=a.nprobe, k_factor=a.k_factor, single_queries=a.single_queries,
-                    threads=a.threads, address=a.address)
+    try:
+        rep = run_scale(a.dataset, shards=shards, n=a.n, nq=a.nq, k=a.k, index=a.index,
+                        nprobe=a.nprobe, k_factor=a.k_factor, single_queries=a.single_queries,
+                        threads=a.threads, address=a.address)
+    except ConnectionError as exc:  # no ray installed, or no cluster at --address
+        import sys
+        print(f"vqindex-bench: error: {exc}", file=sys.stderr)
+        return 2
     md = format_report(rep)
     print(md)
     if a.out:
