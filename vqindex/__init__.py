@@ -1,7 +1,7 @@
 """vqindex: approximate nearest-neighbour search over rotation-quantized vectors.
 
 FAISS-compatible indexes (Flat, IVF, HNSW, Refine) over RaBitQ, TurboQuant, EDEN and
-BlockQuant codes. See README.md and ../shared/spec/codecs.md for the math.
+BlockQuant codes. See README.md, docs/codecs.md for the math and docs/faiss.md for faiss users.
 """
 from . import datasets
 from .errors import (ArgumentError, ArgumentTypeError, CodecMismatchError, DatasetError,

@@ -214,6 +214,9 @@ def describe_index(index) -> str:
 
     if isinstance(index, IndexRefine):
         return describe_index(index.base) + ",RFlat"
+    if type(index).__name__ == "IndexPreTransform":
+        # a faiss transform's matrix has no factory spelling: the description is the base's
+        return describe_index(index.base)
     if isinstance(index, IndexFlat):
         return "Flat"
     if isinstance(index, IndexIVFFlat):

@@ -127,13 +127,30 @@ def pretransform_of_faiss(index):
 
 # ---------------------------------------------------------------------- code-index methods
 def add_sa_codes(index, codes, ids=None):
-    """Add vectors given as `sa_encode` codes, uint8 (n, sa_code_size) (faiss
-    ``add_sa_codes``); ids int64 (n,) or None (sequential ids). The codes are decoded and
-    re-encoded into the index's storage (an IVF index encodes residuals of its lists)."""
-    x = index.codec.decode(codes)
-    if index.metric == "cosine":
-        pass  # decode gives the stored (normalised) vector; _prep renormalises exactly
-    return index.add(x) if ids is None else index.add_with_ids(x, ids)
+    """`index.add_sa_codes(codes, ids)` for the code indexes (see its docstring)."""
+    from ._validation import as_codes, as_ids
+    from .index import IndexFlatCodes
+    codes = as_codes(codes, index.sa_code_size)
+    if not isinstance(index, IndexFlatCodes) or type(index).__name__ != "IndexFlatCodes":
+        x = index.codec.decode(codes)
+        return index.add(x) if ids is None else index.add_with_ids(x, ids)
+    n = codes.shape[0]
+    packed = np.ascontiguousarray(codes[:, : index.codec._code_bytes])
+    sf = np.ascontiguousarray(index.codec.scan_factors(codes), dtype=np.float32)
+    if n and not np.isfinite(sf).all():
+        raise getattr(_errors(), "ArgumentError", ValueError)(
+            "codes: the factors stored in these codes are NaN or inf (not codes of sa_encode)")
+    with index._lock:
+        if ids is None:
+            ids = (index._fresh_ids(n) if hasattr(index, "_fresh_ids")
+                   else np.arange(index._next_id(), index._next_id() + n, dtype=np.int64))
+        else:
+            ids = as_ids(ids, n)
+            index._check_new_ids(ids)
+        mine = index._stored_arrays()
+        index._load_stored(np.zeros(mine[0].shape[0] + n, np.int64),
+                           np.concatenate([mine[1], packed]), np.concatenate([mine[2], sf]),
+                           np.concatenate([mine[3], ids]))
 
 
 def merge_code_index(index, other, add_id=0):

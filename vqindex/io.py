@@ -81,7 +81,9 @@ _CHUNK = 1 << 22
 #: dtype strings (numpy `dtype.str`) allowed in the array table
 ALLOWED_DTYPES = ("|u1", "<u1", "|i1", "|b1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8",
                   "<f4", "<f8")
-INDEX_TYPES = ("flat", "ivf", "hnsw", "refine")
+INDEX_TYPES = ("flat", "ivf", "hnsw", "refine", "float_flat", "float_ivf", "float_hnsw",
+               "pretransform")
+_WRAPPERS = ("refine", "pretransform")  # kinds with a child index "base" and no codec
 #: header bounds: bytes, JSON nesting depth, arrays, dimensions of one array
 _MAX_HEADER = 1 << 26
 _MAX_DEPTH = 32
@@ -99,7 +101,11 @@ def _codec_classes():
 
 def _index_classes():
     from .index import IndexFlatCodes, IndexIVFCodes, IndexRefine
-    classes = {"flat": IndexFlatCodes, "ivf": IndexIVFCodes, "refine": IndexRefine}
+    from .index.float_flat import IndexFlat, IndexHNSWFlat, IndexIVFFlat
+    from .index.pretransform import IndexPreTransform
+    classes = {"flat": IndexFlatCodes, "ivf": IndexIVFCodes, "refine": IndexRefine,
+               "float_flat": IndexFlat, "float_ivf": IndexIVFFlat, "float_hnsw": IndexHNSWFlat,
+               "pretransform": IndexPreTransform}
     try:
         from .index.hnsw import IndexHNSWCodes
         classes["hnsw"] = IndexHNSWCodes
@@ -172,7 +178,7 @@ def _describe(index, arrays, prefix=""):
     desc = {"type": kind, "d": int(index.d),
             "metric_type": int(getattr(index, "_metric", index.metric_type)),
             "metric": index.metric, "ntotal": int(index.ntotal), "params": _search_params(index)}
-    if kind != "refine":
+    if getattr(type(index), "_file_codec", True) and kind not in _WRAPPERS:
         desc["codec"] = _codec_desc(index.codec, arrays, prefix)
     if hasattr(index, "_state"):
         meta, arrs, children = index._state()
@@ -703,7 +709,7 @@ def _mmap_names(desc, depth=0):
     for key in keys:
         if isinstance(arrs.get(key), str):
             names.add(arrs[key])
-    if desc.get("type") == "refine":
+    if desc.get("type") in _WRAPPERS:
         names |= _mmap_names(desc.get("base"), depth + 1)
     return names
 
@@ -811,12 +817,12 @@ def _build(desc, arrays, ctx, prefix="", depth=0):
             raise ctx.fail(f"array {name!r} is missing from the file")
         local[key] = arrays[name]
     children = {}
-    if kind == "refine":
+    if kind in _WRAPPERS:
         if depth > 2:
             raise ctx.fail("Refine indexes nested too deep")
         children["base"] = _build(desc.get("base"), arrays, ctx, prefix + "base.", depth + 1)
     codec = None
-    if kind != "refine":
+    if getattr(cls, "_file_codec", True) and kind not in _WRAPPERS:
         sub = FileContext(ctx.path, ctx.version, ctx.mmap, None, prefix)
         codec = _build_codec(desc.get("codec"), d, sub)
         _check_tables(codec, arrays, prefix, desc["codec"], sub)

@@ -130,13 +130,17 @@ def codec_spellings() -> str:
     return ", ".join(spec.spelling.split(" (")[0] for spec in CODECS)
 
 
+def _cell(tokens):
+    return ", ".join("..".join(f"`{p}`" for p in t.split("..")) for t in tokens.split(", "))
+
+
 def markdown_table() -> str:
     """The README's codec table (generated; a test checks the README holds it)."""
     rows = ["| string | codec | notes |", "|---|---|---|"]
     for spec in CODECS:
         if spec.family.startswith("RaBitQ (faiss"):
             continue  # folded into the RaBitQ row's notes
-        toks = spec.spelling.replace(" (alias ", "`, alias `").rstrip(")")
-        rows.append(f"| `{toks.replace(', ', '`, `').replace('..', '`..`')}` | {spec.family} "
-                    f"| {spec.notes} |")
+        main, _, alias = spec.spelling.partition(" (alias ")
+        cell = _cell(main) + (f", alias {_cell(alias.rstrip(')'))}" if alias else "")
+        rows.append(f"| {cell} | {spec.family} | {spec.notes} |")
     return "\n".join(rows)

@@ -10,7 +10,7 @@ from .storage import ListStore
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
 
-__all__ = ["Index", "IndexCodes", "IndexListCodes", "normalize_rows"]
+__all__ = ["Index", "IndexCodes", "IndexListCodes", "normalize_rows", "filter_mask", "selector_members"]
 
 
 def normalize_rows(x):
@@ -19,10 +19,35 @@ def normalize_rows(x):
     return np.ascontiguousarray(x / np.maximum(norms, 1e-30)[:, None], dtype=np.float32)
 
 
+def selector_members(sel, ids):
+    """bool (len(ids),): ``sel.is_member(id)`` for every id, for any faiss ``IDSelector``
+    (IDSelectorRange and IDSelectorBitmap vectorised, the others evaluated by faiss in C++)
+    or any object with an ``is_member(id)`` method."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    name = type(sel).__name__
+    mod = type(sel).__module__ or ""
+    if not mod.startswith("faiss"):
+        return np.fromiter((bool(sel.is_member(int(i))) for i in ids), bool, ids.shape[0])
+    if name == "IDSelectorRange":
+        return (ids >= int(sel.imin)) & (ids < int(sel.imax))
+    if ids.shape[0] == 0:
+        return np.zeros(0, bool)
+    import faiss
+    probe = faiss.IndexIDMap(faiss.IndexFlatL2(1))  # remove_ids runs sel.is_member in C++
+    probe.add_with_ids(np.zeros((ids.shape[0], 1), np.float32), ids)
+    probe.remove_ids(sel)
+    kept = faiss.vector_to_array(probe.id_map)
+    return ~np.isin(ids, kept)
+
+
 def filter_mask(flt, ids):
-    """uint8 (len(ids),): 1 where the id passes the filter (an allowlist of ids, or a boolean
-    mask indexed by id)."""
+    """uint8 (len(ids),): 1 where the id passes the filter (an allowlist of ids, ``[]`` allowing
+    none, a boolean mask indexed by id, or a faiss ``IDSelector``)."""
+    if hasattr(flt, "is_member"):
+        return selector_members(flt, ids).astype(np.uint8)
     arr = np.asarray(flt)
+    if arr.size == 0 and arr.dtype != bool:
+        return np.zeros(ids.shape[0], np.uint8)
     if arr.dtype == bool:
         if arr.ndim != 1:
             raise ValueError(f"filter mask must be 1-D (indexed by id), got shape {arr.shape}")
@@ -34,30 +59,151 @@ def filter_mask(flt, ids):
     return np.isin(ids, allow).astype(np.uint8)
 
 
+class _SearchDefault:
+    """``index.nprobe`` / ``index.efSearch`` / ``index.k_factor``: the index's saved default of
+    that search parameter (faiss attribute habit). Reading or writing it on an index kind that
+    has no such parameter raises AttributeError; a Refine index forwards to its base."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        owner = obj._param_owner(self.name)
+        if owner is None:
+            raise AttributeError(obj._no_param_message(self.name))
+        return getattr(owner.params, self.name)
+
+    def __set__(self, obj, value):
+        owner = obj._param_owner(self.name)
+        if owner is None:
+            raise AttributeError(obj._no_param_message(self.name))
+        trial = SearchParams(**{self.name: value}).validate()
+        setattr(owner.params, self.name, getattr(trial, self.name))
+
+
+class _HNSWView:
+    """faiss spelling ``index.hnsw.efSearch`` (and ``efConstruction``, ``M`` read-only)."""
+
+    __slots__ = ("_index",)
+
+    def __init__(self, index):
+        object.__setattr__(self, "_index", index)
+
+    def __getattr__(self, name):
+        if name == "efSearch":
+            return self._index.efSearch
+        owner = self._index._param_owner("efSearch")
+        if name in ("efConstruction", "M"):
+            return getattr(owner, name)
+        raise AttributeError(f"index.hnsw has no attribute {name!r} (vqindex exposes efSearch, "
+                             f"efConstruction, M)")
+
+    def __setattr__(self, name, value):
+        if name == "efSearch":
+            self._index.efSearch = value
+        elif name == "efConstruction":
+            setattr(self._index._param_owner("efSearch"), name, value)
+        else:
+            raise AttributeError(f"index.hnsw.{name} cannot be set (vqindex exposes efSearch, "
+                                 f"efConstruction)")
+
+    def __repr__(self):
+        return f"<hnsw view: efSearch={self._index.efSearch}>"
+
+
+class _HNSWProperty:
+    """Non-data descriptor: ``index.hnsw`` exists on indexes with an efSearch parameter."""
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        if obj._param_owner("efSearch") is None:
+            raise AttributeError(f"{type(obj).__name__} is not an HNSW index (no index.hnsw)")
+        return _HNSWView(obj)
+
+
+#: faiss attribute spellings that vqindex does not have: setting one raises instead of being
+#: silently ignored (a plain Python attribute that no search would read)
+_FOREIGN_ATTRIBUTES = frozenset({"max_codes", "quantizer_efSearch", "k_factor_rf", "ef",
+                                 "efsearch", "ef_search", "n_probe", "nprobes", "parallel_mode",
+                                 "polysemous_ht", "scan_table_threshold", "efconstruction"})
+
+
 class Index:
     """FAISS-like surface shared by every index: d, ntotal, metric_type, search, ...
 
     Subclasses implement `_search_keys` (internal keys, smaller is better, and ids) and the
-    storage verbs. Default search parameters live in `self.params` (saved in files).
+    storage verbs. Default search parameters live in `self.params` (saved in files); the
+    faiss attributes ``index.nprobe``, ``index.efSearch``, ``index.k_factor`` and
+    ``index.hnsw.efSearch`` read and write them.
     """
 
-    def __init__(self, d, metric=METRIC_L2):
-        d = int(d)
-        if d < 1:
-            raise ValueError(f"dimension d must be >= 1, got {d}")
+    nprobe = _SearchDefault("nprobe")
+    efSearch = _SearchDefault("efSearch")
+    k_factor = _SearchDefault("k_factor")
+    hnsw = _HNSWProperty()
+
+    def __init__(self, d: int, metric: "int | str" = METRIC_L2):
+        from .params import check_int
+        d = check_int(d, "d (dimension)", 1, 1 << 20)
         self.d = d
-        self.metric_type = as_metric(metric)
-        self.params = SearchParams(num_threads=1)
+        self._metric = as_metric(metric)
+        self.params = SearchParams()
         self._lock = threading.RLock()
+
+    def __setattr__(self, name, value):
+        if name in _FOREIGN_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__} has no search parameter {name!r}; "
+                                 f"vqindex's are {sorted(self.search_parameter_names())} "
+                                 f"(attributes or SearchParams)")
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ search defaults
+    def _param_owner(self, name):
+        if getattr(self.params, name, None) is not None:
+            return self
+        base = self.__dict__.get("base")
+        return base._param_owner(name) if base is not None else None
+
+    def search_parameter_names(self) -> "set[str]":
+        """The search parameters this index has (of nprobe, efSearch, k_factor)."""
+        from .params import SEARCH_PARAMETER_NAMES
+        return {n for n in SEARCH_PARAMETER_NAMES if self._param_owner(n) is not None}
+
+    def _no_param_message(self, name):
+        kind = {"nprobe": "an IVF", "efSearch": "an HNSW", "k_factor": "a Refine"}[name]
+        have = sorted(self.search_parameter_names())
+        return (f"{type(self).__name__} has no search parameter {name!r} ({name} belongs to "
+                f"{kind} index); this index has {have or 'none'}")
 
     # ------------------------------------------------------------------ metric helpers
     @property
-    def metric(self):
-        return metric_name(self.metric_type)
+    def metric_type(self) -> int:
+        """faiss metric: METRIC_L2 (1) or METRIC_INNER_PRODUCT (0). A cosine index reports
+        METRIC_INNER_PRODUCT (its distances are similarities, larger is better); see
+        `metric` for the name."""
+        return METRIC_INNER_PRODUCT if self._metric == METRIC_COSINE else self._metric
+
+    @property
+    def metric(self) -> str:
+        """"l2", "ip" or "cosine"."""
+        return metric_name(self._metric)
+
+    @property
+    def metric_arg(self):
+        """faiss's ``metric_arg`` (unused by these metrics: 0.0)."""
+        return 0.0
 
     @property
     def _is_ip(self):
-        return self.metric_type in (METRIC_INNER_PRODUCT, METRIC_COSINE)
+        return self._metric in (METRIC_INNER_PRODUCT, METRIC_COSINE)
+
+    @property
+    def verbose(self) -> bool:
+        """faiss's ``verbose`` flag (vqindex indexes print nothing)."""
+        return False
 
     def _prep(self, x, what="x"):
         """Validate input rows once (dtype, shape, finite) and normalise them for cosine."""
@@ -65,14 +211,14 @@ class Index:
                 and x.shape[1] == self.d and x.flags.c_contiguous and x.shape[0] <= 4096):
             # the common case of a search call: one compiled pass checks and normalises
             from ..kernels.rows import check_rows
-            cos = self.metric_type == METRIC_COSINE
+            cos = self._metric == METRIC_COSINE
             out = np.empty_like(x) if cos else x
             bad = check_rows(x, cos, out)
             if bad >= 0:
                 as_vectors(x, self.d, what)  # raises the standard message
             return out
         x = as_vectors(x, self.d, what)
-        if self.metric_type == METRIC_COSINE:
+        if self._metric == METRIC_COSINE:
             x = normalize_rows(x)
         return x
 
@@ -86,40 +232,102 @@ class Index:
         # estimators): clamp at 0, which keeps the order of the sorted rows
         return np.maximum(keys, np.float32(0), out=keys if keys.flags.writeable else None)
 
-    def _resolve(self, params):
-        if params is None:
-            params = SearchParams()
-        if not isinstance(params, SearchParams):
-            raise TypeError(f"params must be a vqindex.SearchParams, got {type(params).__name__}")
-        return params.merged(self.params).validate()
+    def _resolve(self, params, num_threads=None):
+        from .params import as_search_params, check_threads
+        params = as_search_params(params)
+        p = params.merged(self.params).validate()
+        if num_threads is not None:
+            p.num_threads = check_threads(num_threads, "num_threads")
+        return p
 
     # ------------------------------------------------------------------ public verbs
-    def search(self, x, k, params=None):
-        """k nearest neighbours: (D float32 (nq, k), I int64 (nq, k)), best first.
+    def search(self, x, k: int, params=None, *, D=None, I=None,
+               num_threads: "int | None" = None):
+        """k nearest neighbours of each query, best first (faiss ``Index.search``).
 
-        Missing results are id -1 with distance +inf (L2) or -inf (IP/cosine), as in FAISS.
+        Parameters
+        ----------
+        x : array_like, float32 (nq, d)
+            Queries (other real dtypes and layouts are converted; a (d,) vector is one query).
+        k : int
+            Neighbours per query (1 .. 2**20).
+        params : SearchParams or faiss SearchParameters, optional
+            Per-call settings (nprobe, efSearch, k_factor, filter, num_threads; also accepted as
+            the third positional argument); faiss
+            ``SearchParameters[IVF|HNSW]`` are accepted, their ``sel`` as the filter.
+        D, I : ndarray, optional
+            Preallocated outputs, float32 (nq, k) and int64 (nq, k), C-contiguous; filled in
+            place and returned.
+        num_threads : int, optional
+            Threads of this call (0 or -1: every core); overrides ``params.num_threads``.
+
+        Returns
+        -------
+        D : ndarray, float32 (nq, k)
+            Distances: squared L2, or similarities (inner product / cosine, larger is better).
+        I : ndarray, int64 (nq, k)
+            Ids; missing results are -1 with distance +inf (L2) or -inf (IP/cosine).
         """
         k = check_k(k)
         x = self._prep(x, "queries")
-        p = self._resolve(params)
+        p = self._resolve(params, num_threads)
         nq = x.shape[0]
+        D, I = self._check_outputs(D, I, nq, k)
+        if p.k_factor is not None and "k_factor" in self.search_parameter_names():
+            if k * p.k_factor > (1 << 24):
+                raise _value_error(f"k_factor={p.k_factor:g} with k={k} asks for "
+                                   f"{k * p.k_factor:.0f} candidates (max 2**24); lower k_factor")
         if nq == 0 or self.ntotal == 0:
             fill = -np.inf if self._is_ip else np.inf
-            return np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
-        keys, ids = self._search_keys(x, k, p)
-        return self._keys_to_distances(keys).astype(np.float32, copy=False), ids
+            dist, ids = np.full((nq, k), fill, np.float32), np.full((nq, k), -1, np.int64)
+        else:
+            keys, ids = self._search_keys(x, k, p)
+            dist = self._keys_to_distances(keys).astype(np.float32, copy=False)
+        if D is not None:
+            D[...] = dist
+            dist = D
+        if I is not None:
+            I[...] = ids
+            ids = I
+        return dist, ids
 
-    def range_search(self, x, radius, params=None):
-        """All results within `radius` (L2: D < radius; IP: D > radius): (lims, D, I).
+    @staticmethod
+    def _check_outputs(D, I, nq, k):
+        for name, arr, dt in (("D", D, np.float32), ("I", I, np.int64)):
+            if arr is None:
+                continue
+            if not isinstance(arr, np.ndarray):
+                raise _type_error(f"{name} must be a numpy array, got {type(arr).__name__}")
+            if arr.dtype != dt or arr.shape != (nq, k) or not arr.flags.writeable:
+                raise _value_error(f"{name} must be a writeable {np.dtype(dt).name} array of shape "
+                                   f"({nq}, {k}); got {arr.dtype} {arr.shape}")
+        return D, I
 
-        Results of query i are D[lims[i]:lims[i+1]], I[lims[i]:lims[i+1]] (FAISS layout)."""
+    def range_search(self, x, radius: float, params=None, *, num_threads: "int | None" = None):
+        """All results within `radius` (faiss ``Index.range_search``).
+
+        Parameters
+        ----------
+        x : array_like, float32 (nq, d)
+            Queries.
+        radius : float
+            L2: results with squared distance < radius; IP / cosine: similarity > radius.
+        params : SearchParams or faiss SearchParameters, optional
+            Per-call settings (nprobe, filter, num_threads).
+        num_threads : int, optional
+            Threads of this call (0 or -1: every core).
+
+        Returns
+        -------
+        lims : ndarray, int64 (nq + 1,)
+            Results of query i are ``D[lims[i]:lims[i+1]]``, ``I[lims[i]:lims[i+1]]``.
+        D : ndarray, float32 (lims[-1],)
+        I : ndarray, int64 (lims[-1],)
+        """
+        from .params import check_real
         x = self._prep(x, "queries")
-        p = self._resolve(params)
-        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)):
-            raise TypeError(f"radius must be a real number, got {type(radius).__name__}")
-        radius = float(radius)
-        if np.isnan(radius):
-            raise ValueError("radius must be a number, got nan")
+        p = self._resolve(params, num_threads)
+        radius = check_real(radius, "radius")
         nq = x.shape[0]
         if nq == 0 or self.ntotal == 0:
             return np.zeros(nq + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -130,11 +338,78 @@ class Index:
         """(lims, keys, ids) of the range search (each index kind has its own kernel)."""
         raise NotImplementedError
 
-    def assign(self, x, k, params=None):
-        return self.search(x, k, params)[1]
+    def assign(self, x, k: int, labels=None, *, params=None):
+        """Ids of the k nearest neighbours (faiss ``assign``): int64 (nq, k)."""
+        return self.search(x, k, params=params, I=labels)[1]
+
+    def search_and_reconstruct(self, x, k: int, *, params=None, D=None, I=None, R=None,
+                               num_threads: "int | None" = None):
+        """`search`, plus the stored (decoded) vector of every result (faiss semantics).
+
+        Returns
+        -------
+        D : float32 (nq, k), I : int64 (nq, k)
+        R : float32 (nq, k, d)
+            ``reconstruct(I[i, j])`` (the decoded code; a Refine index's float vector); rows of
+            missing results (id -1) are NaN, as in faiss. Pass ``R=`` to fill an array in place.
+        """
+        D, I = self.search(x, k, params=params, D=D, I=I, num_threads=num_threads)
+        nq = I.shape[0]
+        if R is None:
+            R = np.zeros((nq, k, self.d), np.float32)
+        elif (not isinstance(R, np.ndarray) or R.dtype != np.float32
+              or R.shape != (nq, k, self.d)):
+            raise _value_error(f"R must be a float32 array of shape ({nq}, {k}, {self.d})")
+        ok = I >= 0
+        if ok.any():
+            R[ok] = self.reconstruct_batch(I[ok])
+        R[~ok] = np.nan
+        return D, I, R
 
     def _search_keys(self, x, k, p):
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ description, repr, pickle
+    @property
+    def description(self) -> str:
+        """The factory string of this index (a reverse factory:
+        ``index_factory(d, index.description, metric)`` rebuilds an equal empty index)."""
+        from ..factory import describe_index
+        return describe_index(self)
+
+    def __repr__(self):
+        try:
+            desc = self.description
+        except Exception:  # a subclass the factory cannot describe
+            desc = None
+        parts = [repr(desc)] if desc is not None else []
+        parts += [f"d={self.d}", f"metric={self.metric!r}", f"ntotal={self.ntotal}"]
+        for name in ("nprobe", "efSearch", "k_factor"):
+            if name in self.search_parameter_names():
+                val = getattr(self, name)
+                parts.append(f"{name}={val:g}" if isinstance(val, float) else f"{name}={val}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __reduce__(self):
+        from ..interop import deserialize_index, serialize_index
+        return deserialize_index, (serialize_index(self),)
+
+    def __copy__(self):
+        from ..interop import deserialize_index, serialize_index
+        return deserialize_index(serialize_index(self))
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+
+def _value_error(msg):
+    from .params import _arg_error
+    return _arg_error(msg)
+
+
+def _type_error(msg):
+    from .params import _type_error as t
+    return t(msg)
 
 
 class IndexCodes(Index):
@@ -282,7 +557,7 @@ class IndexCodes(Index):
         """Remove by ids (array) or a selector with `is_member(id)`; returns the count removed."""
         with self._lock:
             if hasattr(sel, "is_member"):
-                keep = np.array([not sel.is_member(int(i)) for i in self._ids], dtype=bool)
+                keep = ~selector_members(sel, self._ids)
             else:
                 ids = as_ids(sel)
                 keep = ~np.isin(self._ids, ids)
@@ -328,14 +603,28 @@ class IndexCodes(Index):
         return self.codec._decode_parts(self._codes[pos], self._sf[pos], self._references(pos))
 
     def sa_encode(self, x):
+        """Standalone codes of x, float32 (n, d): uint8 (n, sa_code_size) (faiss ``sa_encode``;
+        cosine inputs are normalised first)."""
         return self.codec.encode(self._prep(x))
 
     def sa_decode(self, codes):
+        """Decoded vectors of `sa_encode` codes, uint8 (n, sa_code_size): float32 (n, d)."""
         return self.codec.decode(codes)
 
     @property
     def sa_code_size(self):
+        """Bytes of one standalone code (`sa_encode`)."""
         return self.codec.code_size
+
+    def add_sa_codes(self, codes, ids=None):
+        """Add vectors given as `sa_encode` codes, uint8 (n, sa_code_size) (faiss
+        ``add_sa_codes``), with int64 ids (n,) or sequential ids when None.
+
+        A flat index stores the codes as they are; an IVF or HNSW index decodes them and
+        encodes the decoded vectors into its own storage (IVF codes are residuals of their
+        list; HNSW links the graph on the vectors)."""
+        from ..interop import add_sa_codes
+        return add_sa_codes(self, codes, ids)
 
     # ------------------------------------------------------------------ the search core
     #: shortlist depth of the fast scan: max(fastscan_min, factor * k) rows per query are
@@ -582,9 +871,7 @@ class IndexListCodes(IndexCodes):
         with self._lock:
             if hasattr(sel, "is_member"):
                 rows = self._store.rows()
-                hit = np.array([bool(sel.is_member(int(i))) for i in self._store.ids[rows]],
-                               dtype=bool)
-                rows = rows[hit]
+                rows = rows[selector_members(sel, self._store.ids[rows])]
             else:
                 ids = as_ids(sel)
                 pos = self._positions_of(ids, must_exist=False) if self.ntotal else ids[:0]
@@ -605,6 +892,13 @@ class IndexListCodes(IndexCodes):
         rows, lists = self._store.list_of_rows()
         st = self._store
         return lists, st.codes[rows], st.sf[rows], st.ids[rows]
+
+    def merge_from(self, other, add_id=0):
+        """Move every vector of `other` into this index, its ids shifted by `add_id` (faiss
+        ``merge_from``): same kind, d, metric, codec and (IVF) centroids, else a clear error.
+        The codes move unchanged; `other` is left empty."""
+        from ..interop import merge_code_index
+        merge_code_index(self, other, add_id)
 
     def _load_stored(self, lists, codes, sf, ids):
         self._store = ListStore.from_sorted(self._store.nlist, lists, codes, sf, ids,

@@ -66,10 +66,11 @@ class IndexPreTransform(Index):
         return self.base._next_id()
 
     def _search_keys(self, x, k, p):
-        return self.base._search_keys(self.base._prep(self.apply(x)), k, p)
+        return self.base._search_keys(self.base._prep(self.apply(x)), k, p.merged(self.base.params))
 
     def _range_keys(self, x, radius, p):
-        return self.base._range_keys(self.base._prep(self.apply(x)), radius, p)
+        return self.base._range_keys(self.base._prep(self.apply(x)), radius,
+                                     p.merged(self.base.params))
 
     def reconstruct_batch(self, ids):
         """Stored vectors mapped back with the pseudo-inverse of A: float32 (n, d_in)."""
