@@ -212,8 +212,12 @@ class Index:
             # the common case of a search call: one compiled pass checks and normalises
             from ..kernels.rows import check_rows
             cos = self._metric == METRIC_COSINE
-            out = np.empty_like(x) if cos else x
+            # without normalisation `out` is never written; a writable stand-in keeps one
+            # specialisation and lets read-only inputs (np.frombuffer, Ray, mmap) through
+            out = np.empty_like(x) if cos else np.empty((1, 1), np.float32)
             bad = check_rows(x, cos, out)
+            if not cos:
+                out = x
             if bad >= 0:
                 as_vectors(x, self.d, what)  # raises the standard message
             return out
