@@ -72,6 +72,7 @@ def main(argv=None):
     p.add_argument("--d", type=int, default=128)
     p.add_argument("--repeat", type=int, default=1, help="cold runs per type (best and worst kept)")
     p.add_argument("--limit", type=float, default=3.0, help="target seconds (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per process (default: %(default)s)")
     p.add_argument("--out", default=None, help="write cold_start.json here")
     a = p.parse_args(argv)
     types = [t.replace(";", ",") for t in a.types.split(",") if t.strip()]
@@ -82,12 +83,17 @@ def main(argv=None):
           f"{'build':>7} {'search':>7}  target")
     for desc in types:
         colds = []
-        with tempfile.TemporaryDirectory(prefix="vqindex_cold_") as cache:
-            for _ in range(a.repeat):
-                with tempfile.TemporaryDirectory(prefix="vqindex_cold_", dir=cache) as fresh:
-                    colds.append(run_one(desc, a.metric, a.n, a.d, fresh))
-                    last = fresh
-                    warm = run_one(desc, a.metric, a.n, a.d, last)
+        try:
+            with tempfile.TemporaryDirectory(prefix="vqindex_cold_") as cache:
+                for _ in range(a.repeat):
+                    with tempfile.TemporaryDirectory(prefix="vqindex_cold_", dir=cache) as fresh:
+                        colds.append(run_one(desc, a.metric, a.n, a.d, fresh, a.timeout))
+                        warm = run_one(desc, a.metric, a.n, a.d, fresh, a.timeout)
+        except subprocess.TimeoutExpired:
+            rows.append({"index": desc, "metric": a.metric, "n": a.n, "d": a.d, "cold": None,
+                         "timeout_s": a.timeout, "ok": False})
+            print(f"{desc:<20} timed out after {a.timeout:g} s", flush=True)
+            continue
         best = min(colds, key=lambda r: r["first_result_s"])
         worst = max(r["first_result_s"] for r in colds)
         row = {"index": desc, "metric": a.metric, "n": a.n, "d": a.d, "cold": best, "cold_worst_s": worst,
