@@ -194,9 +194,9 @@ def test_factory_grammar_and_errors():
     assert isinstance(vqindex.index_factory(64, "IVF256,SQtq4,RFlat"), vqindex.IndexRefine)
     assert isinstance(vqindex.index_factory(64, "IVF256,RaBitQ4,Refine(Flat)").base,
                       vqindex.IndexIVFCodes)
-    with pytest.raises(ValueError, match="'PQ16'.*valid codecs"):
+    with pytest.raises(ValueError, match="'PQ16'.*faiss product quantizer"):
         vqindex.index_factory(64, "IVF256,PQ16")
-    with pytest.raises(ValueError, match="'Bogus'.*suffixes"):
+    with pytest.raises(ValueError, match="'Bogus'.*suffix: RFlat"):
         vqindex.index_factory(64, "EDEN4,Bogus")
 
 
