@@ -272,6 +272,10 @@ def test_filter_inside_the_traversal(eden, flat, minilm, monkeypatch):
     xq = minilm[1][:50]
     mask = np.zeros(5000, bool)
     mask[np.random.default_rng(4).choice(5000, 1000, replace=False)] = True  # 20 %
+    # the switch: a 1 % filter of 10^6 rows scans, a 20 % one walks the graph
+    assert eden._scan_instead(10 ** 4, 10 ** 6, 64)
+    assert not eden._scan_instead(2 * 10 ** 5, 10 ** 6, 64)
+    monkeypatch.setattr(eden, "filter_scan_fraction", 0.0)  # the traversal at 5000 rows
     calls = _spy_flat(monkeypatch, eden)
     _, I = eden.search(xq, 10, params=SearchParams(filter=mask, efSearch=64))
     assert not calls
@@ -279,7 +283,6 @@ def test_filter_inside_the_traversal(eden, flat, minilm, monkeypatch):
     _, If = flat.search(xq, 10, params=SearchParams(filter=mask))
     assert recall(I, If) >= 0.9
     # the traversal itself also returns k results at 1 % (the scan switch turned off)
-    monkeypatch.setattr(eden, "filter_scan_fraction", 0.0)
     allow = np.random.default_rng(5).choice(5000, 50, replace=False)
     _, I = eden.search(xq, 10, params=SearchParams(filter=allow, efSearch=20))
     assert not calls
