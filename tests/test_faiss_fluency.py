@@ -362,3 +362,31 @@ def test_from_faiss_ivf_refuses_nonlinear_pretransform(data):
     fidx.train(xb)
     with pytest.raises(ValueError, match="not linear"):
         vqindex.IndexIVFCodes.from_faiss_ivf(fidx, vqindex.codec_factory(D_, "EDEN4"))
+
+
+# ---------------------------------------------------------------------- 5. docs
+@pytest.mark.parametrize("cls", [vqindex.IndexFlatCodes, vqindex.IndexIVFCodes,
+                                 vqindex.IndexHNSWCodes, vqindex.IndexRefine, vqindex.IndexFlat,
+                                 vqindex.IndexIVFFlat, vqindex.IndexHNSWFlat,
+                                 vqindex.IndexPreTransform, vqindex.ParameterSpace,
+                                 vqindex.SearchParams])
+def test_every_public_method_and_property_has_a_docstring(cls):
+    import inspect
+    missing = [name for name, val in inspect.getmembers(cls)
+               if not name.startswith("_") and (callable(val) or isinstance(val, property))
+               and not (inspect.getdoc(val) or "").strip()]
+    assert not missing, f"{cls.__name__}: {missing}"
+    for name in ("search", "range_search", "add_with_ids", "reconstruct_batch"):
+        doc = inspect.getdoc(getattr(cls, name, None)) or "Parameters"
+        assert "Parameters" in doc or "float32" in doc, (cls.__name__, name)
+
+
+def test_docs_and_messages_name_no_path_outside_the_repository():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for rel in ("docs/faiss.md", "docs/codecs.md", "vqindex/__init__.py", "vqindex/factory.py",
+                "vqindex/index/params.py", "vqindex/interop.py", "vqindex/index/float_flat.py"):
+        with open(os.path.join(root, rel)) as f:
+            text = f.read()
+        assert "../shared" not in text and "/work/" not in text, rel
+    with open(os.path.join(root, "README.md")) as f:
+        assert "../shared/spec" not in f.read()

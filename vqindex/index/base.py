@@ -131,6 +131,41 @@ _FOREIGN_ATTRIBUTES = frozenset({"max_codes", "quantizer_efSearch", "k_factor_rf
                                  "polysemous_ht", "scan_table_threshold", "efconstruction"})
 
 
+#: numpydoc docstrings of the faiss verbs and properties every index kind has; a subclass's
+#: undocumented override gets the one of its parent or this table (`Index.__init_subclass__`)
+_SURFACE_DOCS = {
+    "ntotal": "int: number of stored (live) vectors.",
+    "is_trained": "bool: whether `add` may be called (IVF: the coarse centroids exist).",
+    "code_size": "int: bytes of storage per vector (packed code, or 4 d for float storage).",
+    "sa_code_size": "int: bytes of one standalone code of `sa_encode`.",
+    "ids": "ndarray, int64 (ntotal,): the ids of the stored vectors in storage order (read-only).",
+    "codec": "Codec or None: the codec of the stored codes (None for float storage).",
+    "efConstruction": "int: HNSW candidate list size while linking new vectors.",
+    "train": ("Learn what the index needs from training vectors (IVF: k-means centroids).\n\n"
+              "Parameters\n----------\nx : array_like, float32 (n, d)\n\nReturns\n-------\nself"),
+    "add": ("Add vectors with ids after the largest stored one (0, 1, ... when empty), as "
+            "faiss ``add``.\n\nParameters\n----------\nx : array_like, float32 (n, d)\n"
+            "num_threads : int, optional\n    Threads (0 or -1: every core)."),
+    "add_with_ids": ("Add vectors with the given ids.\n\nParameters\n----------\nx : array_like, "
+                     "float32 (n, d)\nids : array_like, int64 (n,)\n    Unique, in [0, 2^63 - 1], "
+                     "not stored yet.\nnum_threads : int, optional"),
+    "remove_ids": ("Remove vectors by id.\n\nParameters\n----------\nsel : array_like of int64 or "
+                   "faiss.IDSelector\n\nReturns\n-------\nint\n    The number removed."),
+    "reset": "Remove every vector (training is kept).",
+    "reconstruct": ("The stored vector of one id (decoded for code indexes).\n\nParameters\n"
+                    "----------\nkey : int\n\nReturns\n-------\nndarray, float32 (d,)"),
+    "reconstruct_n": ("The stored vectors of ids i0 .. i0 + ni - 1.\n\nParameters\n----------\n"
+                      "i0 : int\nni : int, optional\n\nReturns\n-------\nndarray, float32 (ni, d)"),
+    "reconstruct_batch": ("The stored vectors of the given ids.\n\nParameters\n----------\n"
+                          "ids : array_like, int64 (n,)\n\nReturns\n-------\nndarray, float32 (n, d)"),
+    "sa_encode": ("Standalone codes of vectors.\n\nParameters\n----------\nx : array_like, float32 "
+                  "(n, d)\n\nReturns\n-------\nndarray, uint8 (n, sa_code_size)"),
+    "sa_decode": ("Vectors of standalone codes.\n\nParameters\n----------\ncodes : ndarray, uint8 "
+                  "(n, sa_code_size)\n\nReturns\n-------\nndarray, float32 (n, d)"),
+    "list_sizes": "ndarray, int64 (nlist,): the number of vectors in each IVF list.",
+}
+
+
 class Index:
     """FAISS-like surface shared by every index: d, ntotal, metric_type, search, ...
 
@@ -152,6 +187,25 @@ class Index:
         self._metric = as_metric(metric)
         self.params = SearchParams()
         self._lock = threading.RLock()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name, val in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            doc = _SURFACE_DOCS.get(name)
+            for base in cls.__mro__[1:]:
+                inherited = getattr(vars(base).get(name), "__doc__", None)
+                if inherited and type(vars(base).get(name)) is type(val):
+                    doc = inherited
+                    break
+            if isinstance(val, property) and not val.__doc__ and doc:
+                setattr(cls, name, property(val.fget, val.fset, val.fdel, doc))
+            elif callable(val) and not isinstance(val, type) and not getattr(val, "__doc__", None) and doc:
+                try:
+                    val.__doc__ = doc
+                except (AttributeError, TypeError):
+                    pass
 
     def __setattr__(self, name, value):
         if name in _FOREIGN_ATTRIBUTES:
@@ -506,7 +560,15 @@ class IndexCodes(Index):
             self._commit_add(batch, self._fresh_ids(x.shape[0]))
 
     def add_with_ids(self, x, ids, num_threads=None):
-        """Add vectors with the given int64 ids (unique, in [0, 2^63 - 1], not present)."""
+        """Add vectors with the given int64 ids (unique, in [0, 2^63 - 1], not present).
+
+        Parameters
+        ----------
+        x : array_like, float32 (n, d)
+        ids : array_like, int64 (n,)
+        num_threads : int, optional
+            Threads of the encoding (0 or -1: every core).
+        """
         x = self._prep(x)
         ids = as_ids(ids, x.shape[0])
         self._check_batch_ids(ids)

@@ -104,7 +104,14 @@ class IndexRefine(Index):
             self._publish(batch, x, self.base._fresh_ids(x.shape[0]))
 
     def add_with_ids(self, x, ids, num_threads=None):
-        """Add vectors with the given ids (unique, in [0, 2^63 - 1], not present)."""
+        """Add vectors with the given ids (unique, in [0, 2^63 - 1], not present).
+
+        Parameters
+        ----------
+        x : array_like, float32 (n, d)
+        ids : array_like, int64 (n,)
+        num_threads : int, optional
+        """
         x = self._prep(x)
         ids = as_ids(ids, len(x))
         self.base._check_batch_ids(ids)
