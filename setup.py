@@ -30,7 +30,10 @@ from setuptools.command.sdist import sdist
 try:
     from setuptools.command.bdist_wheel import bdist_wheel
 except ImportError:  # setuptools < 70.1
-    from wheel.bdist_wheel import bdist_wheel
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:  # neither: no wheels from this environment (sdist, plain builds work)
+        bdist_wheel = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_INFO = "_build_info.json"
@@ -125,7 +128,7 @@ def _glibc_needed(path):
     return (2, max(int(v) for v in found)) if found else None
 
 
-class PlatformWheel(bdist_wheel):
+class PlatformWheel(bdist_wheel or object):
     """py3-none-<platform> wheels (no Python ABI); manylinux tags on glibc Linux."""
 
     def finalize_options(self):
@@ -173,5 +176,5 @@ setup(
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyInfo, "sdist": SdistInfo,
-              "bdist_wheel": PlatformWheel},
+              **({"bdist_wheel": PlatformWheel} if bdist_wheel is not None else {})},
 )
