@@ -170,7 +170,8 @@ def _describe(index, arrays, prefix=""):
     from .index import Index
 
     if not isinstance(index, Index):
-        raise TypeError(f"write_index expects a vqindex index, got {type(index).__name__}")
+        from .errors import ArgumentTypeError
+        raise ArgumentTypeError(f"write_index expects a vqindex index, got {type(index).__name__}")
     kind = _file_kind(index)
     if kind not in INDEX_TYPES:
         raise TypeError(f"cannot save an index of type {type(index).__name__}; "
@@ -568,6 +569,8 @@ def _check_table(header, path):
             raise _err(path, f"array {name!r} has a bad shape {str(shape)[:80]}")
         dtype = np.dtype(dt)
         want = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        if math.prod(max(s, 1) for s in shape) * dtype.itemsize >= 1 << 62:
+            raise _err(path, f"array {name!r} has an impossible shape {shape}")
         if not _is_int(nbytes) or nbytes != want:
             raise _err(path, f"array {name!r}: {nbytes!r} bytes do not match shape {shape} {dt}")
         if not _is_int(off) or off % ALIGN or off < end:
@@ -704,12 +707,13 @@ def _mmap_names(desc, depth=0):
         return names
     arrs = desc.get("arrays")
     arrs = arrs if isinstance(arrs, dict) else {}
-    cls = _index_classes().get(desc.get("type"))
+    kind = desc.get("type")
+    cls = _index_classes().get(kind) if isinstance(kind, str) else None
     keys = getattr(cls, "_mmap_arrays", ("codes",)) if cls is not None else ()
     for key in keys:
         if isinstance(arrs.get(key), str):
             names.add(arrs[key])
-    if desc.get("type") in _WRAPPERS:
+    if isinstance(kind, str) and kind in _WRAPPERS:
         names |= _mmap_names(desc.get("base"), depth + 1)
     return names
 
@@ -795,7 +799,7 @@ def _build(desc, arrays, ctx, prefix="", depth=0):
     if not isinstance(desc, dict):
         raise ctx.fail("index description is not an object")
     kind = desc.get("type")
-    if kind not in INDEX_TYPES:
+    if not isinstance(kind, str) or kind not in INDEX_TYPES:
         raise ctx.fail(f"unknown index type {str(kind)[:40]!r}; known: {INDEX_TYPES}")
     classes = _index_classes()
     if kind not in classes:

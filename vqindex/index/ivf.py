@@ -8,7 +8,7 @@ list costs only its additive constant (||q - c||^2 or <q, c>).
 import numpy as np
 
 from .._validation import MAX_NORM, as_vectors, check_finite_file, check_sorted_lists_file
-from ..errors import NotTrainedError, TrainingError
+from ..errors import ArgumentError, NotTrainedError, TrainingError
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexListCodes
 from .flat import IndexFlatCodes, no_results
@@ -38,16 +38,16 @@ class IndexIVFCodes(IndexListCodes):
     def __init__(self, d, codec, nlist, metric=METRIC_L2, quantizer=None):
         nlist = int(nlist)
         if nlist < 1:
-            raise ValueError(f"nlist must be >= 1, got {nlist}")
+            raise ArgumentError(f"nlist must be >= 1, got {nlist}")
         super().__init__(d, codec, metric, nlist=nlist)
         if codec.center is not None:
-            raise ValueError("an IVF codec must not be centred (the list centroids are the reference)")
+            raise ArgumentError("an IVF codec must not be centred (the list centroids are the reference)")
         self.nlist = nlist
         faiss = _faiss()
         if quantizer is None:
             quantizer = (faiss.IndexFlatIP(d) if self._is_ip else faiss.IndexFlatL2(d))
         if quantizer.d != d:
-            raise ValueError(f"quantizer dimension {quantizer.d} != index dimension {d}")
+            raise ArgumentError(f"quantizer dimension {quantizer.d} != index dimension {d}")
         self.quantizer = quantizer
         self.params.nprobe = 1
         self.centroids = None
@@ -164,7 +164,7 @@ class IndexIVFCodes(IndexListCodes):
         """k-means (faiss) on x for the coarse lists; no retraining needed for later adds."""
         x = self._prep(x, "training vectors")
         if x.shape[0] < self.nlist:
-            raise ValueError(f"training needs at least nlist={self.nlist} vectors, got {x.shape[0]}")
+            raise ArgumentError(f"training needs at least nlist={self.nlist} vectors, got {x.shape[0]}")
         if self.is_trained and self.quantizer.ntotal == self.nlist:
             return self
         faiss = _faiss()

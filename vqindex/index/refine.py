@@ -3,7 +3,7 @@ import numpy as np
 
 from .._validation import (MAX_NORM2, as_ids, check_finite_file, check_id_range,
                            check_ids_file, row_norms2)
-from ..errors import IdNotFoundError
+from ..errors import ArgumentTypeError, IdNotFoundError
 from .base import Index
 
 __all__ = ["IndexRefine"]
@@ -35,7 +35,7 @@ class IndexRefine(Index):
 
     def __init__(self, base, k_factor=4.0):
         if not isinstance(base, Index) or isinstance(base, IndexRefine):
-            raise TypeError(f"IndexRefine needs a code index as its base (Flat, IVF, HNSW), "
+            raise ArgumentTypeError(f"IndexRefine needs a code index as its base (Flat, IVF, HNSW), "
                             f"got {type(base).__name__}")
         super().__init__(base.d, getattr(base, "_metric", base.metric_type))
         self.base = base
