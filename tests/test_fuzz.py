@@ -24,7 +24,7 @@ D = 16
 KINDS = ["EDEN4", "RaBitQ4", "TQprod4", "IVF4,TQmse4", "IVF4,BQ4", "RaBitQ1,RFlat",
          "IVF4,EDEN8,RFlat", "HNSW8,EDEN4"]
 METRICS = ["l2", "ip", "cosine"]
-EXAMPLES = int(os.environ.get("VQINDEX_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("VQINDEX_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck),
                 phases=[Phase.explicit, Phase.generate, Phase.shrink])
@@ -161,6 +161,7 @@ def test_mutating_verbs_complete_or_change_nothing(data):
         n = np.asarray(v).reshape(-1, D).shape[0] if np.asarray(v).size else 0
         assert after[0] == before[0] + n
         assert len(set(after[1])) == len(after[1])
+        assert not after[1] or min(after[1]) >= 0  # -1 is padding: never a stored id
         # undo, so that the shared index stays small and equal to its start
         added = sorted(set(after[1]) - set(before[1]))
         idx.remove_ids(np.array(added, np.int64))
