@@ -104,7 +104,10 @@ def codec_factory(d: int, description: str, rotation: str = "fast", seed: int = 
                            f"codec ({codec_spellings()})")
     codec = _build_codec(tokens[0], d, rotation, seed, description)
     if codec is None:
-        raise _unknown_token(tokens[0], description, f"a codec: {codec_spellings()}")
+        if faiss_only_token(tokens[0]) is not None:
+            raise _unknown_token(tokens[0], description, "")
+        raise _value_error(f"unknown codec {tokens[0]!r} in {_short(description)!r}; expected one "
+                           f"of {codec_spellings()} (vqindex.factory_help() lists them)")
     return codec
 
 
