@@ -79,6 +79,7 @@ def _reference(index, x, k):
     else:
         est = base + sf[None, :, n_acc] - 2.0 * ip
         key = est
+        est = np.maximum(est, np.float32(0))  # reported L2 distances are clamped at 0
     key = np.where(np.isnan(key), np.inf, key)
     order = np.argsort(key, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(est, order, 1), ids[order], est, col
