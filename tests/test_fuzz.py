@@ -141,11 +141,16 @@ def test_mutating_verbs_complete_or_change_nothing(data):
     desc = data.draw(st.sampled_from(KINDS), label="kind")
     metric = data.draw(st.sampled_from(METRICS), label="metric")
     idx = built[desc, metric]
-    verb = data.draw(st.sampled_from(["add", "add_with_ids", "remove_ids", "train"]),
-                     label="verb")
+    verb = data.draw(st.sampled_from(["add", "add_with_ids", "add_with_ids", "remove_ids",
+                                      "train"]), label="verb")
     v = data.draw(vectors(), label="x")
+    if verb == "add_with_ids" and data.draw(st.booleans(), label="clean vectors"):
+        v = x[200:200 + data.draw(st.integers(1, 4), label="n")]  # only the ids are odd
     if verb == "add_with_ids":
-        args = (v, data.draw(IDS, label="ids"))
+        n = len(v) if isinstance(v, list) else (v.shape[0] if v.ndim == 2 else 1)
+        same_count = st.lists(st.sampled_from([-1, -7, 0, 3, 2 ** 63 - 1, 10 ** 6, 10 ** 6 + 1]),
+                              min_size=n, max_size=n)
+        args = (v, data.draw(st.one_of(IDS, same_count, same_count), label="ids"))
     elif verb == "remove_ids":
         args = (data.draw(IDS, label="ids"),)
     else:
