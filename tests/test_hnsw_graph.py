@@ -460,3 +460,31 @@ def test_hnsw_parameters_as_attributes():
         idx.efConstruction = 0
     with pytest.raises(TypeError):
         idx.efConstruction = 2.5
+
+
+def test_file_with_an_oversized_scan_factor_is_refused(tmp_path):
+    """A valid checksum over an `sf` value beyond the factor bound (1e38: it would load and
+    then decode to vectors that overflow float32 at the next add) is an IndexFileError, as
+    for Flat and IVF (found by the file fuzzer in CI)."""
+    import hashlib
+    import json
+    import struct
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    index = vqindex.index_factory(16, "HNSW8,TQprod4")
+    index.add(x)
+    path = str(tmp_path / "h.vqi")
+    vqindex.write_index(index, path)
+    blob = open(path, "rb").read()
+    _, version, hlen = struct.unpack_from("<8sIQ", blob)
+    start = -(-(20 + hlen) // 64) * 64
+    header = json.loads(blob[20:20 + hlen])
+    row = {r["name"]: r for r in header["arrays"]}
+    name = [n for n in row if n.endswith("sf")][0]
+    body = bytearray(blob[:-32])
+    struct.pack_into("<f", body, start + row[name]["offset"], 1e38)
+    with open(path, "wb") as f:
+        f.write(bytes(body) + hashlib.sha256(bytes(body)).digest())
+    for verify in (True, False):
+        with pytest.raises(vqindex.IndexFileError, match="sf"):
+            vqindex.read_index(path, verify=verify)

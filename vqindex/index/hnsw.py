@@ -39,7 +39,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import as_ids
+from .._validation import as_ids, check_finite_file
 from ..kernels import graph as _graph
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
@@ -386,8 +386,9 @@ class IndexHNSWCodes(IndexCodes):
         if codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2) or ids.shape != (n,):
             raise ctx.fail(f"stored arrays codes {codes.shape}, sf {sf.shape}, ids "
                            f"{ids.shape} do not match nstored={n}, {width} code bytes")
-        if not np.all(np.isfinite(sf)):
-            raise ctx.fail("scan factors are not finite")
+        # finite and bounded, as for Flat/IVF: a factor beyond the bound would load and then
+        # decode to vectors that overflow float32 at the next add
+        check_finite_file(sf, "sf", ctx)
         g = {"entry_point": meta.get("entry_point"), "max_level": meta.get("max_level")}
         legacy = "graph_arrays" in meta  # format 1/2 files: faiss-layout graph arrays
         if legacy:
