@@ -191,35 +191,7 @@ def _describe(index, arrays, prefix=""):
             desc[key] = _describe(child, arrays, prefix + key + ".")
         desc["arrays"] = {key: arrays.add(prefix + key, a) for key, a in arrs.items()}
         return desc
-    return _describe_hnsw_legacy(index, arrays, prefix, desc)
-
-
-def _describe_hnsw_legacy(index, arrays, prefix, desc):
-    """HNSW before it has `_state` (see /notes/contracts.md): the format-2 layout."""
-    desc["nstored"] = int(index._ids.shape[0])
-    names = {"codes": arrays.add(prefix + "codes", index._codes),
-             "sf": arrays.add(prefix + "sf", index._sf),
-             "ids": arrays.add(prefix + "ids", index._ids)}
-    desc["M"] = int(index.M)
-    desc["efConstruction"] = int(index.efConstruction)
-    scalars, graph = {}, {}
-    for key, val in index.graph_arrays().items():
-        if isinstance(val, np.ndarray):
-            graph[key] = arrays.add(f"{prefix}graph.{key}", val)
-        elif isinstance(val, (bool, np.bool_)):
-            scalars[key] = bool(val)
-        elif isinstance(val, (int, np.integer)):
-            scalars[key] = int(val)
-        elif isinstance(val, (float, np.floating)):
-            scalars[key] = float(val)
-        elif val is None:
-            scalars[key] = None
-        else:
-            raise TypeError(f"cannot save HNSW graph entry {key!r} of type {type(val).__name__}")
-    desc["graph_scalars"] = scalars
-    desc["graph_arrays"] = graph
-    desc["arrays"] = names
-    return desc
+    raise TypeError(f"{type(index).__name__} has no _state(): it cannot be saved")
 
 
 def _write_payload(f, arr, h):
@@ -831,108 +803,8 @@ def _build(desc, arrays, ctx, prefix="", depth=0):
         codec = _build_codec(desc.get("codec"), d, sub)
         _check_tables(codec, arrays, prefix, desc["codec"], sub)
     kctx = FileContext(ctx.path, ctx.version, ctx.mmap, codec, prefix)
-    if hasattr(cls, "_from_state"):
-        index = cls._from_state(desc, local, children, kctx)
-    else:
-        index = _build_hnsw_legacy(cls, desc, local, arrays, kctx)
+    index = cls._from_state(desc, local, children, kctx)
     _set_params(index, desc.get("params"), kctx)
     if index.ntotal != ntotal:
         raise kctx.fail(f"rebuilt index holds {index.ntotal} vectors, header says {ntotal}")
     return index
-
-
-def _build_hnsw_legacy(cls, desc, local, arrays, ctx):
-    """HNSW until it has `_from_state` (contracts.md): the format-2 layout, every graph array
-    checked here (offsets, levels, neighbours, entry point) before the graph is installed."""
-    from ._validation import check_finite_file, check_ids_file
-    codec = ctx.codec
-    d, metric = desc["d"], desc["metric_type"]
-    M = ctx.count(desc, "M", 1 << 12)
-    efc = ctx.count(desc, "efConstruction", 1 << 20)
-    try:
-        index = cls(d, codec, M, metric)
-        index.efConstruction = max(efc, 1)
-    except (TypeError, ValueError) as exc:
-        raise ctx.fail(f"cannot build the HNSW index: {exc}") from None
-    n = ctx.count(desc, "nstored")
-    codes = ctx.array(local, "codes", np.uint8, 2)
-    sf = ctx.array(local, "sf", np.float32, 2)
-    ids = ctx.array(local, "ids", np.int64, 1)
-    width = codec.code_size if ctx.version == 1 else codec._code_bytes
-    if codes.shape != (n, width) or sf.shape != (n, codec.n_acc + 2) or ids.shape != (n,):
-        raise ctx.fail(f"stored arrays codes {codes.shape}, sf {sf.shape}, ids {ids.shape} "
-                       f"do not match nstored={n}, {width} code bytes per vector")
-    check_finite_file(sf, "sf", ctx)
-    check_ids_file(ids, ctx)
-    if ctx.version == 1:
-        codes = np.ascontiguousarray(codes[:, : codec._code_bytes])
-    scalars = desc.get("graph_scalars")
-    gnames = desc.get("graph_arrays")
-    if not isinstance(scalars, dict) or not isinstance(gnames, dict):
-        raise ctx.fail("HNSW graph description is missing")
-    graph = {}
-    for key, v in scalars.items():
-        if not (v is None or isinstance(v, (bool, int, float))):
-            raise ctx.fail(f"HNSW graph scalar {key!r} is not a number")
-        graph[key] = v
-    for key, name in gnames.items():
-        if not isinstance(name, str) or name not in arrays:
-            raise ctx.fail(f"array {str(name)[:80]!r} is missing from the file")
-        graph[key] = arrays[name]
-    _check_hnsw_graph(graph, n, ctx)
-    index._codes, index._sf, index._ids = codes, sf, ids
-    index._sorted_ids = None
-    try:
-        index.set_graph_arrays(graph)
-    except (TypeError, ValueError) as exc:
-        raise ctx.fail(f"inconsistent HNSW graph: {exc}") from None
-    return index
-
-
-def _check_hnsw_graph(g, n, ctx):
-    """Every HNSW graph array against n nodes and the others (the search trusts them)."""
-    want = {"levels": (np.int32, 1), "offsets": (np.int64, 1), "neighbors": (np.int32, 1),
-            "cum": (np.int32, 1), "deleted": (np.uint8, 1)}
-    for key, (dt, nd) in want.items():
-        if key not in g or not isinstance(g[key], np.ndarray):
-            raise ctx.fail(f"HNSW graph array {key!r} is missing")
-        a = g[key]
-        if a.dtype.kind not in "iub" or a.ndim != nd:
-            raise ctx.fail(f"HNSW graph array {key!r} has dtype {a.dtype} / {a.ndim} dims")
-    for key in ("entry_point", "max_level"):
-        v = g.get(key)
-        if isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "iu":
-            v = int(v.reshape(-1)[0])
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ctx.fail(f"HNSW graph scalar {key!r} must be an integer, got {v!r}")
-        g[key] = v
-    levels = g["levels"].astype(np.int64)
-    offsets = g["offsets"].astype(np.int64)
-    neighbors = g["neighbors"].astype(np.int64)
-    cum = g["cum"].astype(np.int64)
-    deleted = g["deleted"]
-    entry, max_level = g["entry_point"], g["max_level"]
-    if levels.shape != (n,) or offsets.shape != (n + 1,) or deleted.shape != (n,):
-        raise ctx.fail(f"HNSW graph describes {levels.shape[0]} levels / {offsets.shape[0]} "
-                       f"offsets / {deleted.shape[0]} flags for {n} stored vectors")
-    if deleted.size and deleted.max() > 1:
-        raise ctx.fail("HNSW deleted flags must be 0 or 1")
-    if cum.shape[0] < 1 or cum[0] != 0 or (np.diff(cum) < 0).any():
-        raise ctx.fail("HNSW cum_nneighbor_per_level must start at 0 and not decrease")
-    if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] > neighbors.shape[0]:
-        raise ctx.fail("HNSW offsets must start at 0, not decrease and stay within the "
-                       f"{neighbors.shape[0]} neighbour slots")
-    if n == 0:
-        if entry != -1 or max_level != -1 or neighbors.shape[0]:
-            raise ctx.fail("an empty HNSW graph must have entry point -1 and max level -1")
-        return
-    nlev = cum.shape[0] - 1
-    if levels.min() < 1 or levels.max() > nlev:
-        raise ctx.fail(f"HNSW node levels must be in [1, {nlev}]")
-    if (np.diff(offsets) != cum[levels]).any():
-        raise ctx.fail("HNSW offsets do not match the node levels (cum_nneighbor_per_level)")
-    if neighbors.size and (neighbors.min() < -1 or neighbors.max() >= n):
-        raise ctx.fail(f"HNSW neighbour ids must be in [-1, {n})")
-    if not 0 <= entry < n or max_level != int(levels.max()) - 1 or levels[entry] - 1 != max_level:
-        raise ctx.fail(f"HNSW entry point {entry} / max level {max_level} are inconsistent "
-                       f"with the node levels")
