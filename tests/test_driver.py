@@ -260,3 +260,23 @@ def test_fused_small_searches_equal_the_batch_path(data, kind, codec, metric):
         d, i = index.search(xq[q0:q0 + 3], K, params=P)
         np.testing.assert_array_equal(i, I[q0:q0 + 3])
         np.testing.assert_allclose(d, D[q0:q0 + 3], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_written_out_stable_argsort_is_numpys(dtype):
+    """kernels.topk.argsort_stable (the one sort of every compiled search: top-k output,
+    shortlists, probes, graph neighbour selection) orders exactly as
+    np.argsort(kind="stable"): ties keep their input order, NaN goes last; sizes around the
+    insertion-run (16) and merge-width boundaries."""
+    from vqindex.kernels.topk import argsort_stable
+    rng = np.random.default_rng(11)
+    for n in [0, 1, 2, 15, 16, 17, 31, 32, 33, 100, 257, 1000]:
+        for few in (3, 1000):  # many ties, few ties
+            a = rng.integers(0, few, n).astype(dtype)
+            if dtype == np.float32 and n > 4:
+                a[rng.integers(0, n, n // 5)] = np.nan
+                a[rng.integers(0, n, n // 7)] = np.inf
+                a[rng.integers(0, n, n // 7)] = -np.inf
+            got = argsort_stable(a)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, np.argsort(a, kind="stable"), err_msg=f"n={n}")

@@ -191,7 +191,7 @@ def _row_boxes(y, r, inv, lo, scale, gmax, zrow, grow):
         grow[i] = np.int32(v)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _best_in_box(z, z0, k, s, e, cand_cw):
     """Index in [s, e) of the candidate nearest to z[z0:z0+k]; cand_cw rows are (codeword, ||c||^2)."""
     bi = s

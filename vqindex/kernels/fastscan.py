@@ -167,7 +167,7 @@ def quantize_lut(lut):
     return lut_u8, scale.astype(np.float32), bias.astype(np.float32)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
     """uint8 LUT of one query (lut float32 (m, 16) -> out uint8 (m, 16)), one affine map per
     accumulator a (scale[a], bias[a]): per nibble the minimum is subtracted (bias = their

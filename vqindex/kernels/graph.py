@@ -33,8 +33,8 @@ whenever k allowed nodes are reachable and ef >= k).
 import numpy as np
 from numba import njit, prange
 
-from .driver import MAX_ACC, _call_i64x12, _dual, estimate, exact_accs
-from .topk import heap_push, heap_sorted
+from .driver import MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call
+from .topk import argsort_stable, heap_push, heap_sorted
 
 HOP_EXACT = 0
 HOP_NIBBLE = 1
@@ -213,7 +213,7 @@ def _add_link(V, is_ip, src, dst, b, size, neighbors, tk, ti, sel):
         ti[t] = v
     tk[size] = _fkey(V, dst, q, is_ip)
     ti[size] = dst
-    order = np.argsort(tk[: size + 1])
+    order = argsort_stable(tk[: size + 1])
     sk = tk[: size + 1][order]
     sj = ti[: size + 1][order]
     m = _select(V, is_ip, sk, sj, size + 1, size, sel)
@@ -276,7 +276,7 @@ def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, e
             b1 = cum[level + 1]
             nres = _build_search(V, q, is_ip, cur, curk, b0, b1, efc, offsets, neighbors,
                                  visited, g, cand_k, cand_i, res_k, res_i)
-            order = np.argsort(res_k[:nres])
+            order = argsort_stable(res_k[:nres])
             sk = res_k[:nres][order]
             si = res_i[:nres][order]
             size = b1 - b0
@@ -422,7 +422,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 if mode == HOP_EXACT:
                     key = res_k[t]
                 else:
-                    exact_accs(codes[i], secs, tables, vsp, q, accs)
+                    exact_accs_call(codes[i], secs, tables, vsp, q, accs)
                     key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
                 size = heap_push(top_k, top_i, size, key, i)
             heap_sorted(top_k, top_i, size, out_keys[q], out_pos[q])
@@ -499,7 +499,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
         else:
             for t in range(nres):
                 i = res_i[t]
-                exact_accs(codes[i], secs, tables, vsp, q, accs)
+                exact_accs_call(codes[i], secs, tables, vsp, q, accs)
                 key = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
                 size = heap_push(top_k, top_i, size, key, i)
         heap_sorted(top_k, top_i, size, out_keys[q], out_pos[q])

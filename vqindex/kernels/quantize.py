@@ -465,7 +465,7 @@ def fast_rotate_scalar_encode(x, signs, perms, p, bounds, levels, rule, width, c
                 _pack_row(idx, width, codes[r], nbytes)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _pack_row(idx, width, row, nbytes):
     """LSB-first bitstream of idx (width bits each) into row[:nbytes]."""
     for b in range(nbytes):

@@ -9,7 +9,7 @@ from numba import njit, prange
 LANES = 16
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _fwht_lanes(a, start, p, scale):
     """Normalised Walsh-Hadamard transform of rows a[start:start+p, :] (p a power of two).
 
@@ -47,7 +47,7 @@ def _fwht_lanes(a, start, p, scale):
             a[j, c] *= scale
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def load_block(x, r0, m, buf):
     """Transpose rows x[r0:r0+m] into buf (D, LANES), zero columns past m."""
     if m < LANES:
@@ -57,7 +57,7 @@ def load_block(x, r0, m, buf):
             buf[i, c] = x[r0 + c, i]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def rotate_block(x, r0, m, signs, perms, p, buf, tmp):
     """Rotate rows x[r0:r0+m] (m <= LANES) into the transposed buffer; returns the buffer
     (buf or tmp, whichever holds the result) of shape (D, LANES)."""
@@ -78,7 +78,7 @@ def rotate_block(x, r0, m, signs, perms, p, buf, tmp):
     return buf
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def block_chunks(n):
     """(number of row blocks of LANES, number of parallel chunks of blocks)."""
     nblocks = (n + LANES - 1) // LANES
@@ -139,7 +139,7 @@ def fast_rotate_inverse(y, signs, perms, p, out):
 
 # --------------------------------------------------------------------------- one row at a time
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _fwht_row(a, start, p, scale):
     """`_fwht_lanes` on one vector a[start:start+p] (same butterflies, same float order)."""
     h = 1
@@ -170,7 +170,7 @@ def _fwht_row(a, start, p, scale):
         a[j] *= scale
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def rotate_row(x, signs, perms, p, buf, tmp, out):
     """out = R x for one row x (D,), bit-identical to `fast_rotate` (which works on tiles of
     LANES rows: for a few rows, such as one query, a tile is LANES times the work)."""

@@ -14,7 +14,7 @@ from .bits import read_field
 MAX_ACC = 2
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def lut_dot(row, secs, lut, accs):
     """Fill accs[:] with the LUT sums of one code row."""
     for a in range(accs.shape[0]):

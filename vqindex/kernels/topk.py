@@ -46,9 +46,65 @@ def heap_push(keys, ids, size, key, ident):
 
 
 @njit(cache=True, nogil=True)
+def _lt(a, b):
+    """a < b with NaN after every number (numpy's sort order)."""
+    return a < b or (b != b and a == a)
+
+
+@njit(cache=True, nogil=True)
+def argsort_stable(a):
+    """np.argsort(a, kind="stable") for a 1-D array (NaN last), written out: numba's own
+    mergesort costs seconds of compile time per key type at the first search of a process.
+    Insertion sort of runs of 16, then bottom-up merges."""
+    n = a.shape[0]
+    src = np.empty(n, np.int64)
+    dst = np.empty(n, np.int64)
+    for i in range(n):
+        src[i] = i
+    run = 16
+    for s in range(0, n, run):
+        e = min(s + run, n)
+        for i in range(s + 1, e):
+            v = src[i]
+            kv = a[v]
+            j = i - 1
+            while j >= s and _lt(kv, a[src[j]]):
+                src[j + 1] = src[j]
+                j -= 1
+            src[j + 1] = v
+    width = run
+    while width < n:
+        for s in range(0, n, 2 * width):
+            m = min(s + width, n)
+            e = min(s + 2 * width, n)
+            i = s
+            j = m
+            o = s
+            while i < m and j < e:
+                if _lt(a[src[j]], a[src[i]]):
+                    dst[o] = src[j]
+                    j += 1
+                else:
+                    dst[o] = src[i]
+                    i += 1
+                o += 1
+            while i < m:
+                dst[o] = src[i]
+                i += 1
+                o += 1
+            while j < e:
+                dst[o] = src[j]
+                j += 1
+                o += 1
+        src, dst = dst, src
+        width *= 2
+    return src
+
+
+@njit(cache=True, nogil=True)
 def heap_sorted(keys, ids, size, out_keys, out_ids):
     """Write the heap contents ascending (stable for equal keys); pad with +inf / -1."""
-    order = np.argsort(keys[:size], kind="mergesort")
+    order = argsort_stable(keys[:size])
     for t in range(size):
         out_keys[t] = keys[order[t]]
         out_ids[t] = ids[order[t]]
