@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from .bits import read_field
 from .fastscan import quantize_query, scan_q_numba
 from .rotation import rotate_row
-from .topk import heap_push, heap_sorted
+from .topk import argsort_stable, heap_push, heap_sorted
 
 MAX_ACC = 2
 
@@ -226,6 +226,13 @@ def exact_accs(row, secs, tables, vsp, q, accs):
         accs[secs[s, 3]] += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
+#: exact_accs as a called function (not inlined): for the rescoring of a shortlist and other
+#: once-per-candidate calls, where inlining its ~100 lines into every driver costs seconds
+#: of compile time at the first search and buys nothing measurable; the per-row scans
+#: (exact_search, exact_range, the graph's exact hops) keep the inlined one
+exact_accs_call = njit(cache=True, nogil=True)(_clone(exact_accs.py_func, "_call"))
+
+
 @njit(cache=True, nogil=True, inline="always")
 def estimate(add, sf_row, n_acc, a_ell, a_ip, accs):
     """The one affine correction: the estimate from accumulator sums (module docstring)."""
@@ -366,7 +373,7 @@ def exact_ip_rows(codes, secs, tables, vsp, which, sf, n_acc, out):
     n = codes.shape[0]
     for i in prange(n):
         accs = np.zeros(MAX_ACC, np.float32)
-        exact_accs(codes[i], secs, tables, vsp, which[i], accs)
+        exact_accs_call(codes[i], secs, tables, vsp, which[i], accs)
         ip = np.float32(0.0)
         for a in range(n_acc):
             ip += sf[i, a] * accs[a]
@@ -410,7 +417,7 @@ def _task_pairs(probes, list_len, q0, q1, split, nsplit, piece, maxpieces):
                     ps[t] = p
                     t += 1
                 w += 1
-    order = np.argsort(keys, kind="mergesort")
+    order = argsort_stable(keys)
     return keys[order], qs[order], ps[order]
 
 
@@ -582,13 +589,13 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
                     if e > worst:
                         worst = e
                 t += 1
-        order = np.argsort(ck, kind="mergesort")
+        order = argsort_stable(ck)
         for u in range(min(tot, rr)):
             o = order[u]
             if margin > 0 and size == k and ck[o] - worst > keys[0]:
                 break
             i = ci[o]
-            exact_accs(codes[i], secs, tables, vsp, q, accs)
+            exact_accs_call(codes[i], secs, tables, vsp, q, accs)
             key = sign * estimate(ca[o], sf[i], n_acc, a_ell, a_ip, accs)
             size = heap_push(keys, ids, size, key, i)
         heap_sorted(keys, ids, size, out_keys[q], out_pos[q])
@@ -596,7 +603,7 @@ def fastscan_search(native, store, fast, exact, metric, flt, probes, probe_add, 
 
 # --------------------------------------------------------------------------- query tables
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def nibble_lut_query(vsp, q, space, cidx, E, out):
     """out (m, 16) = the float nibble LUT of query q (see build_nibble_luts)."""
     m, g, _ = E.shape
@@ -635,10 +642,12 @@ def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2, x, centroids
     """The nprobe best lists of each query from scores = x @ centroids.T (the coarse
     assignment, in our own kernel): L2 key ||q||^2 - 2 s + ||c||^2 (smallest), IP: s
     (largest). probe_add gets the list's additive constant, recomputed directly for the
-    chosen lists (||q - c||^2 or <q, c>, float64 sums): a matmul's rounding depends on the
-    batch size, and a search must not."""
+    chosen lists (||q - c||^2 or <q, c>, float64 sums in four fixed lanes, so the result
+    never depends on the batch or the thread count, and the sum does not wait on one
+    chain of dependent adds)."""
     nq, nlist = scores.shape
     d = x.shape[1]
+    d4 = d - d % 4
     for q in prange(nq):
         keys = np.empty(nprobe, np.float32)
         ids = np.empty(nprobe, np.int64)
@@ -650,19 +659,39 @@ def select_probes(scores, nprobe, probes, probe_add, qn, cn, is_l2, x, centroids
             else:
                 key = -s
             size = heap_push(keys, ids, size, key, l)
-        order = np.argsort(keys[:size], kind="mergesort")
+        order = argsort_stable(keys[:size])
+        xq = x[q]
         for t in range(nprobe):
             if t < size:
                 l = ids[order[t]]
                 probes[q, t] = l
-                acc = 0.0
-                for j in range(d):
-                    if is_l2:
-                        e = np.float64(x[q, j]) - np.float64(centroids[l, j])
-                        acc += e * e
-                    else:
-                        acc += np.float64(x[q, j]) * np.float64(centroids[l, j])
-                probe_add[q, t] = np.float32(acc)
+                c = centroids[l]
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                if is_l2:
+                    for j in range(0, d4, 4):
+                        e0 = np.float64(xq[j]) - np.float64(c[j])
+                        e1 = np.float64(xq[j + 1]) - np.float64(c[j + 1])
+                        e2 = np.float64(xq[j + 2]) - np.float64(c[j + 2])
+                        e3 = np.float64(xq[j + 3]) - np.float64(c[j + 3])
+                        a0 += e0 * e0
+                        a1 += e1 * e1
+                        a2 += e2 * e2
+                        a3 += e3 * e3
+                    for j in range(d4, d):
+                        e0 = np.float64(xq[j]) - np.float64(c[j])
+                        a0 += e0 * e0
+                else:
+                    for j in range(0, d4, 4):
+                        a0 += np.float64(xq[j]) * np.float64(c[j])
+                        a1 += np.float64(xq[j + 1]) * np.float64(c[j + 1])
+                        a2 += np.float64(xq[j + 2]) * np.float64(c[j + 2])
+                        a3 += np.float64(xq[j + 3]) * np.float64(c[j + 3])
+                    for j in range(d4, d):
+                        a0 += np.float64(xq[j]) * np.float64(c[j])
+                probe_add[q, t] = np.float32((a0 + a1) + (a2 + a3))
             else:
                 probes[q, t] = -1
                 probe_add[q, t] = 0.0
@@ -829,16 +858,45 @@ def search_fused(x, qargs, native, store, exact, metric, flt, probes, probe_add,
 
 @_dual
 def probe_scores(x, ct, out):
-    """out = x @ ct for a few queries (ct: centroids transposed, (d, nlist)): the inner loop
-    runs over contiguous centroids, so it vectorises without reassociating any sum."""
+    """out = x @ ct (ct: centroids transposed, (d, nlist)), the coarse scores of an IVF
+    search in our own kernel (a BLAS call would use its own process-wide thread pool, not
+    the call's num_threads, and round differently with the batch size). Four queries share
+    each pass over the centroids; the inner loop runs over contiguous centroids, so it
+    vectorises without reassociating any sum: out[q, l] is the same float32 sum over j in
+    order for every batch size and thread count."""
     nq, d = x.shape
     nlist = ct.shape[1]
-    for q in prange(nq):
-        row = out[q]
-        for l in range(nlist):
-            row[l] = 0.0
-        for j in range(d):
-            xj = x[q, j]
-            c = ct[j]
+    for b in prange((nq + 3) // 4):
+        q0 = 4 * b
+        if q0 + 4 <= nq:
+            r0 = out[q0]
+            r1 = out[q0 + 1]
+            r2 = out[q0 + 2]
+            r3 = out[q0 + 3]
             for l in range(nlist):
-                row[l] += xj * c[l]
+                r0[l] = 0.0
+                r1[l] = 0.0
+                r2[l] = 0.0
+                r3[l] = 0.0
+            for j in range(d):
+                x0 = x[q0, j]
+                x1 = x[q0 + 1, j]
+                x2 = x[q0 + 2, j]
+                x3 = x[q0 + 3, j]
+                c = ct[j]
+                for l in range(nlist):
+                    cl = c[l]
+                    r0[l] += x0 * cl
+                    r1[l] += x1 * cl
+                    r2[l] += x2 * cl
+                    r3[l] += x3 * cl
+        else:
+            for q in range(q0, nq):
+                row = out[q]
+                for l in range(nlist):
+                    row[l] = 0.0
+                for j in range(d):
+                    xj = x[q, j]
+                    c = ct[j]
+                    for l in range(nlist):
+                        row[l] += xj * c[l]
