@@ -49,7 +49,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=20000, help="stored vectors (default 20000)")
     ap.add_argument("--d", type=int, default=128, help="dimension (default 128)")
-    ap.add_argument("--indexes", default="EDEN4,IVF64:EDEN4,EDEN4:RFlat",
+    ap.add_argument("--indexes", default="EDEN4,IVF64:EDEN4,EDEN4:RFlat,HNSW16:EDEN4,HNSW16:EDEN4:RFlat",
                     help="factory strings, ':' for ',' (default %(default)s)")
     ap.add_argument("--threads", default="1,2", help="reader thread counts (default 1,2)")
     ap.add_argument("--nq", default="1,16", help="queries per call (default 1,16)")

@@ -10,7 +10,8 @@ import pytest
 import vqindex
 
 D, POOL, CORE = 32, 6000, 400
-KINDS = ["EDEN4", "IVF8,EDEN4", "EDEN4,RFlat", "IVF8,TQmse4,RFlat", "HNSW8,EDEN4"]
+KINDS = ["EDEN4", "IVF8,EDEN4", "EDEN4,RFlat", "IVF8,TQmse4,RFlat", "HNSW8,EDEN4",
+         "HNSW8,EDEN4,RFlat"]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +181,38 @@ def test_concurrent_writers_keep_ids_unique(data, desc):
     assert set(ids.tolist()) == want
     Dq, Iq = idx.search(pool[:5], 10)
     assert (Iq >= 0).all() and np.isfinite(Dq).all()
+
+
+@pytest.mark.parametrize("desc", ["EDEN4,RFlat", "IVF8,EDEN4,RFlat", "HNSW8,EDEN4,RFlat"])
+def test_refine_readers_search_their_base_without_the_lock(data, desc):
+    """Readers only take the shared lock for their snapshot: while a Refine index's base
+    searches, another thread can take the lock (so readers never serialise on it, and
+    two-thread readers-only throughput is not capped at one thread's)."""
+    pool, q = data
+    idx = _make(desc, pool)
+    idx.add(pool[:1000])
+    base = idx.base
+    seen = []
+    inner = base._search_keys
+
+    def spy(*args, **kwargs):
+        got = []
+
+        def probe():
+            ok = idx._lock.acquire(blocking=False)
+            got.append(ok)
+            if ok:
+                idx._lock.release()
+
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        seen.append(got[0])
+        return inner(*args, **kwargs)
+
+    base._search_keys = spy
+    try:
+        idx.search(q, 5)
+    finally:
+        del base._search_keys
+    assert seen == [True]

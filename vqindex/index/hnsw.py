@@ -62,6 +62,7 @@ class IndexHNSWCodes(IndexCodes):
     """HNSW over codes with an int8 traversal and exact rescoring; see the module doc."""
 
     _file_kind = "hnsw"
+    _accepts_snapshot = True  # IndexRefine searches it from a snapshot, without the lock
     _mmap_arrays = ("codes",)
     #: the switch of a filtered search to the scan of the allowed rows (`_scan_instead`):
     #: a fixed fraction of the stored rows when set, else the measured cost model
@@ -463,7 +464,10 @@ class IndexHNSWCodes(IndexCodes):
             return np.zeros((1, max(n, 1024)), np.int32), np.zeros(1, np.int64)
         return np.zeros((rows, n), np.int32), np.zeros(rows, np.int64)
 
-    def _snapshot(self, p):
+    def _snapshot(self, p, blocks=False):
+        """One consistent view for a search (array references, n, entry point; `blocks` is
+        the Flat/IVF signature's and unused): IndexRefine takes it under the lock it shares
+        with this index, with its float vectors, then searches without the lock."""
         with self._publish_lock:
             n = self._n
             snap = (self._cbuf, self._sbuf, self._ibuf[:n], n, self._levels, self._offsets,
@@ -473,9 +477,9 @@ class IndexHNSWCodes(IndexCodes):
         mask, use_mask = self._live_mask(p.filter, ids, deleted, ndel)
         return codes, sf, ids, n, (levels, offsets, nbr, entry, max_level), mask, use_mask
 
-    def _search_keys(self, x, k, p):
+    def _search_keys(self, x, k, p, snap=None):
         nt = resolve_threads(p.num_threads)
-        codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p)
+        codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p) if snap is None else snap
         queries = self.codec._prepare_trusted(x, nt)
         nq = len(queries)
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
