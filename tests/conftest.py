@@ -33,6 +33,15 @@ def _data_path():
 DATA_DIR = _data_path()
 
 
+@pytest.fixture
+def parallel_always(monkeypatch):
+    """Every numba call that may run in parallel does (no serial shortcut for small work,
+    kernels._threads.PARALLEL_MIN_WORK), so a thread-invariance test on small data really
+    runs the parallel twins."""
+    from vqindex.kernels import _threads
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 0)
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     p = _data_path()

@@ -129,7 +129,7 @@ def test_driver_equals_float_lut_reference(data, kind, codec, metric):
 
 
 @pytest.mark.parametrize("codec", ["EDEN4", "TQprod4", "BQ4"])
-def test_threads_do_not_change_results(data, codec):
+def test_threads_do_not_change_results(data, codec, parallel_always):
     xb, xq = data
     for kind in ("flat", "ivf"):
         index = _build(kind, codec, vqindex.METRIC_L2, xb)
@@ -280,3 +280,36 @@ def test_written_out_stable_argsort_is_numpys(dtype):
             got = argsort_stable(a)
             assert got.dtype == np.int64
             np.testing.assert_array_equal(got, np.argsort(a, kind="stable"), err_msg=f"n={n}")
+
+
+def test_small_calls_run_the_serial_twins():
+    """A search whose work is below kernels._threads.PARALLEL_MIN_WORK runs the serial twins
+    even with two threads asked for (a thread-pool launch costs more than such a call, and
+    a first small search must not pay seconds of compile time for the parallel twins); a
+    large enough one runs the parallel twins. Checked in a fresh process: numba lists a
+    dispatcher's signatures once it has compiled or loaded them."""
+    import subprocess
+    import sys
+    code = """
+import numpy as np, vqindex
+from vqindex.kernels import driver, _threads
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3000, 32)).astype(np.float32)
+p = vqindex.SearchParams(num_threads=2)
+for desc in ("EDEN4", "IVF8,EDEN4"):
+    ix = vqindex.index_factory(32, desc)
+    ix.train(x)
+    ix.add(x)
+    ix.search(x[:10], 5, params=p)
+par = [f.parallel for f in (driver.fastscan_search, driver.prepare_queries_fast,
+                            driver.select_probes, driver.build_nibble_luts)]
+assert all(not f.signatures for f in par), [f.signatures for f in par]
+_threads.PARALLEL_MIN_WORK = 0
+ix.search(x[:10], 5, params=p)
+assert driver.fastscan_search.parallel.signatures
+assert driver.select_probes.parallel.signatures
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -261,7 +261,7 @@ def test_ground_truth_and_recall_helpers_work_with_faiss_contrib(text):
 
 
 @pytest.mark.parametrize("desc", ["EDEN4", "BQ4", "IVF16,EDEN4", "IVF16,BQ4"])
-def test_num_threads_gives_the_serial_results(text, desc):
+def test_num_threads_gives_the_serial_results(text, desc, parallel_always):
     # threads split queries or code blocks; every result must be the same as one thread's
     xb, xq, _ = text
     index = vqindex.index_factory(384, desc, vqindex.METRIC_COSINE)

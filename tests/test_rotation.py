@@ -103,7 +103,7 @@ DET_NAMES = ["EDEN4", "EDEN1BIASED", "TQmse2", "TQprod3", "TQprod2G", "RaBitQ4",
 
 
 @pytest.mark.parametrize("name", DET_NAMES)
-def test_seed_determinism_and_thread_invariance(name):
+def test_seed_determinism_and_thread_invariance(name, parallel_always):
     d = 200
     x = gauss(300, d, 21)
     xq = gauss(5, d, 22)

@@ -12,7 +12,7 @@ from .._validation import as_codes, as_vectors
 from ..kernels import bits as _bits
 from ..kernels import quantize as _quant
 from ..kernels import scan as _scan
-from ..kernels._threads import threads
+from ..kernels._threads import threads, worth_parallel
 from .rotation import Rotation
 
 __all__ = ["Codec", "Section", "QueryTables"]
@@ -97,7 +97,7 @@ class QueryTables:
             lay = self.codec.scan_layout
             nq = self.v.shape[0]
             lut = np.empty((nq, lay.m, 16), np.float32)
-            par = self.num_threads != 1 and nq > 1
+            par = nq > 1 and worth_parallel(self.num_threads, nq * lay.m * 16)
             _drv.build_nibble_luts(self.spaces, lay.space, lay.cidx, lay.E, lut, parallel=par)
             u8 = np.empty((nq, lay.m, 16), np.uint8)
             scale = np.empty((self.codec.n_acc, nq), np.float64)
@@ -492,7 +492,8 @@ class Codec:
             u8 = np.empty((nq, lay.m, 16), np.uint8)
             scale = np.empty((self.n_acc, nq), np.float32)
             bias = np.empty((self.n_acc, nq), np.float32)
-            par = num_threads != 1 and nq > 1
+            # per query: the rotation and ~16 table entries per dimension
+            par = nq > 1 and worth_parallel(num_threads, nq * self.D * 16)
             with threads(num_threads) if par else _nullctx:
                 _drv.prepare_queries_fast(xq, fpa[0], fpa[1],
                                           (lay.space, lay.cidx, lay.E, lay.acc_nib), vsp,

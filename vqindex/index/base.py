@@ -5,7 +5,7 @@ import numpy as np
 
 from .._validation import MAX_ID, as_ids, as_vectors, check_id_range, check_k
 from ..errors import ArgumentError, IdNotFoundError, NotTrainedError
-from ..kernels._threads import maybe_threads, resolve_threads
+from ..kernels._threads import maybe_threads, resolve_threads, worth_parallel
 from .storage import ListStore
 from .params import (METRIC_COSINE, METRIC_INNER_PRODUCT, METRIC_L2, SearchParams, as_metric,
                      metric_name)
@@ -736,7 +736,10 @@ class IndexCodes(Index):
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
         fptr, backend, _ = _drv.scan_setup()
-        par = nt > 1 and (nsplit > 1 or nq > qchunk)
+        pairs = int(np.where(probes >= 0, list_len[np.maximum(probes, 0)], 0).sum())
+        par = worth_parallel(nt, pairs) and (nsplit > 1 or nq > qchunk)
+        if not par:  # one task: no split shortlists to merge
+            nsplit, qchunk = 1, max(nq, 1)
         with maybe_threads(nt, par):
             _drv.fastscan_search(
                 (np.int64(fptr), np.int64(backend)),
@@ -804,10 +807,12 @@ class IndexCodes(Index):
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
         positions = np.zeros(0, np.int64) if positions is None else positions
-        with maybe_threads(nt, nt > 1 and nq > 1):
+        # an exact estimate costs about a code's bytes of table lookups (~8 fast-scan pairs)
+        par = nq > 1 and worth_parallel(nt, 8 * int((seg_end - seg_start).sum()))
+        with maybe_threads(nt, par):
             _drv.exact_search(self._exact_args(qt, codes, sf), (a_ell, a_ip), seg_start,
                               seg_end, seg_add, positions, (mask, use_mask), keys, pos,
-                              parallel=nt > 1 and nq > 1)
+                              parallel=par)
         return keys, pos
 
     def _exact_range(self, qt, radius, nt, seg_start, seg_end, seg_add, codes, sf, mask,

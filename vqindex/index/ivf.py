@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import MAX_NORM, as_vectors, check_finite_file, check_sorted_lists_file
 from ..errors import ArgumentError, NotTrainedError, TrainingError
-from ..kernels._threads import maybe_threads, resolve_threads
+from ..kernels._threads import maybe_threads, resolve_threads, worth_parallel
 from .base import IndexListCodes
 from .flat import IndexFlatCodes, no_results
 from .params import METRIC_L2
@@ -214,7 +214,7 @@ class IndexIVFCodes(IndexListCodes):
                 _drv.probe_scores(x, self._ct, scores, parallel=False)
             else:  # BLAS blocks the matmul far better than our kernel (measured 4x)
                 scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
-            par = num_threads != 1 and nq > 1
+            par = nq > 1 and worth_parallel(num_threads, nq * self.nlist)
             qn = np.einsum("ij,ij->i", x, x).astype(np.float32)
             with maybe_threads(num_threads, par):
                 _drv.select_probes(scores, nprobe, probes, add, qn, self._cnorm2,

@@ -4,7 +4,14 @@ import os
 
 import numba
 
-__all__ = ["threads", "resolve_threads", "maybe_threads"]
+__all__ = ["threads", "resolve_threads", "maybe_threads", "worth_parallel", "PARALLEL_MIN_WORK"]
+
+#: the least work (elementary steps: code-query pairs of a fast scan, or their equivalent)
+#: for which a numba parallel call pays off. Starting the thread pool's work costs tens of
+#: microseconds, about 2^18 such steps on one core, so smaller calls run the serial twin.
+#: That also keeps a process's first small searches from compiling the parallel twins
+#: (each costs seconds of numba compile time; bench/cold_start.py).
+PARALLEL_MIN_WORK = 1 << 18
 
 
 def resolve_threads(num_threads):
@@ -32,3 +39,10 @@ def threads(num_threads):
 def maybe_threads(num_threads, parallel):
     """`threads(num_threads)` for a parallel call; nothing (no numba call) for a serial one."""
     return threads(num_threads) if parallel else contextlib.nullcontext(1)
+
+
+def worth_parallel(num_threads, work):
+    """Whether a call doing `work` elementary steps should run the parallel twin: more than
+    one thread asked for (None counts as the default, every core) and at least
+    PARALLEL_MIN_WORK steps. Serial and parallel twins give identical results."""
+    return num_threads != 1 and work >= PARALLEL_MIN_WORK
