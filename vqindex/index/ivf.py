@@ -212,7 +212,7 @@ class IndexIVFCodes(IndexListCodes):
             if nq <= 64:  # a few queries: our kernel (a BLAS call costs more here)
                 scores = np.empty((nq, self.nlist), np.float32)
                 _drv.probe_scores(x, self._ct, scores, parallel=False)
-            else:  # BLAS blocks the matmul far better than our kernel (measured 4x)
+            else:  # BLAS: 4x faster than our kernel at 1000 queries (on BLAS's own threads)
                 scores = np.ascontiguousarray(x @ self.centroids.T, dtype=np.float32)
             par = nq > 1 and worth_parallel(num_threads, nq * self.nlist)
             qn = np.einsum("ij,ij->i", x, x).astype(np.float32)

@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from .bits import read_field
 from .fastscan import quantize_query, scan_q_numba
 from .rotation import rotate_row
-from .topk import argsort_stable, heap_push, heap_sorted
+from .topk import argsort_stable, before, heap_push, heap_sorted
 
 MAX_ACC = 2
 
@@ -243,12 +243,6 @@ def estimate(add, sf_row, n_acc, a_ell, a_ip, accs):
             + a_ip * ip)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _before(a, b):
-    """a < b with NaN after every number (numpy's sort order)."""
-    return a < b or (b != b and a == a)
-
-
 @njit(cache=True, nogil=True)
 def _kth_smallest(a, k):
     """The k-th smallest (0-based) value of `a`, reordering `a`: np.partition(a, k)[k] (NaN
@@ -259,9 +253,9 @@ def _kth_smallest(a, k):
         x = a[k]
         i, j = lo, hi
         while i <= j:
-            while _before(a[i], x):
+            while before(a[i], x):
                 i += 1
-            while _before(x, a[j]):
+            while before(x, a[j]):
                 j -= 1
             if i <= j:
                 t = a[i]
@@ -858,12 +852,11 @@ def search_fused(x, qargs, native, store, exact, metric, flt, probes, probe_add,
 
 @_dual
 def probe_scores(x, ct, out):
-    """out = x @ ct (ct: centroids transposed, (d, nlist)), the coarse scores of an IVF
-    search in our own kernel (a BLAS call would use its own process-wide thread pool, not
-    the call's num_threads, and round differently with the batch size). Four queries share
-    each pass over the centroids; the inner loop runs over contiguous centroids, so it
-    vectorises without reassociating any sum: out[q, l] is the same float32 sum over j in
-    order for every batch size and thread count."""
+    """out = x @ ct (ct: centroids transposed, (d, nlist)): the coarse scores of an IVF
+    search of up to 64 queries (index/ivf.py `_probe`; a BLAS call costs more there). Four
+    queries share each pass over the centroids; the inner loop runs over contiguous
+    centroids, so it vectorises without reassociating any sum: out[q, l] is the same float32
+    sum over j in order whatever the number of queries or threads."""
     nq, d = x.shape
     nlist = ct.shape[1]
     for b in prange((nq + 3) // 4):

@@ -45,8 +45,8 @@ def heap_push(keys, ids, size, key, ident):
     return size
 
 
-@njit(cache=True, nogil=True)
-def _lt(a, b):
+@njit(cache=True, nogil=True, inline="always")
+def before(a, b):
     """a < b with NaN after every number (numpy's sort order)."""
     return a < b or (b != b and a == a)
 
@@ -68,7 +68,7 @@ def argsort_stable(a):
             v = src[i]
             kv = a[v]
             j = i - 1
-            while j >= s and _lt(kv, a[src[j]]):
+            while j >= s and before(kv, a[src[j]]):
                 src[j + 1] = src[j]
                 j -= 1
             src[j + 1] = v
@@ -81,7 +81,7 @@ def argsort_stable(a):
             j = m
             o = s
             while i < m and j < e:
-                if _lt(a[src[j]], a[src[i]]):
+                if before(a[src[j]], a[src[i]]):
                     dst[o] = src[j]
                     j += 1
                 else:
