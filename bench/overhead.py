@@ -36,13 +36,15 @@ def normalize(x):
 
 
 def import_vqindex(retries, wait):
-    """Import vqindex, retrying (its internals may be mid-rewrite in a shared checkout)."""
+    """Import vqindex once, retrying while it fails to import. A module that imported is
+    never reloaded: a second copy of the package would give indexes whose classes
+    (SearchParams, ...) differ from the caller's, and every search would be refused."""
     for attempt in range(retries + 1):
         try:
-            for name in [m for m in sys.modules if m == "vqindex" or m.startswith("vqindex.")]:
-                del sys.modules[name]
             return importlib.import_module("vqindex")
         except Exception as e:  # ImportError, SyntaxError, AttributeError at import time...
+            for name in [m for m in sys.modules if m == "vqindex" or m.startswith("vqindex.")]:
+                del sys.modules[name]
             if attempt == retries:
                 raise
             print(f"# vqindex import failed ({type(e).__name__}: {e}); retry in {wait:g} s",

@@ -762,9 +762,13 @@ class IndexCodes(Index):
                 and self.codec._fast_prepare_args() is not None)
 
     def _fused_search(self, x, k, probes, probe_add, flat_l2, blocks, list_row0, list_blk0,
-                      list_len, codes, sf, mask, use_mask):
+                      list_len, codes, sf, mask, use_mask, coarse=None, ids=None):
         """Small serial searches in one compiled call (kernels.driver.search_fused): query
-        tables, fast scan, rescoring. Static argument tuples are cached per codec."""
+        tables, fast scan, rescoring. Static argument tuples are cached per codec.
+
+        With `coarse` (IVF: the coarse-quantizer tuple of driver.search_ivf_fused) the probe
+        selection runs in the same call (probes / probe_add are then unused) and the result
+        is (keys, ids) through `ids`; else (keys, storage rows)."""
         from ..kernels import driver as _drv
         codec = self.codec
         plan = getattr(self, "_plan", None)
@@ -777,22 +781,28 @@ class IndexCodes(Index):
                      np.int64(codec.n_spaces), np.int64(codec.D), np.int64(lay.m))
             plan = (codec, codec._layout_version, qargs, (np.int64(fptr), np.int64(backend)),
                     lay, secs, tables, self._metric_ab(),
-                    np.float32(self.fastscan_sigmas if lay.exact else 0.0))
+                    np.float32(self.fastscan_sigmas if lay.exact else 0.0),
+                    lay.exact, np.int64(codec.n_acc))
             self._plan = plan
-        _, _, qargs, native, lay, secs, tables, metric, margin = plan
+        _, _, qargs, native, lay, secs, tables, metric, margin, exact, n_acc = plan
         nq = x.shape[0]
-        rr = self._rerank_depth(k, int(list_len.sum()))
+        n = int(list_len.sum())
+        f = self.fastscan_rerank if exact else self.fastscan_rerank_surrogate
+        rr = min(max(n, 1), max(k, self.fastscan_min, f * k))
         keys = np.empty((nq, k), np.float32)
-        pos = np.empty((nq, k), np.int64)
-        _drv.search_fused(x, qargs, native,
-                          (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0,
-                           list_blk0, list_len),
-                          (codes, secs, tables, sf, np.int64(codec.n_acc)), metric,
-                          (mask, use_mask), probes, probe_add, flat_l2,
-                          (np.int64(rr), np.int64(1), np.int64(self.fastscan_group),
-                           np.int64(self.fastscan_piece), np.int64(self.fastscan_group), margin),
-                          keys, pos)
-        return keys, pos
+        out = np.empty((nq, k), np.int64)
+        store = (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,
+                 list_len)
+        tune = (np.int64(rr), np.int64(1), np.int64(self.fastscan_group),
+                np.int64(self.fastscan_piece), np.int64(self.fastscan_group), margin)
+        ex = (codes, secs, tables, sf, n_acc)
+        if coarse is not None:
+            _drv.search_ivf_fused(x, coarse, qargs, native, store, ex, metric, (mask, use_mask),
+                                  tune, ids, keys, out)
+        else:
+            _drv.search_fused(x, qargs, native, store, ex, metric, (mask, use_mask), probes,
+                              probe_add, flat_l2, tune, keys, out)
+        return keys, out
 
     def _exact_args(self, qt, codes, sf):
         secs, tables = self.codec.exact_tables

@@ -277,6 +277,13 @@ class IndexIVFCodes(IndexListCodes):
             return no_results(x.shape[0], k)
         if not self.is_trained:
             raise NotTrainedError("IVF index is not trained: call train(x) before search")
+        if fast and self._fused_ok(x, nt) and self._flat_quantizer():
+            # probe selection, query tables, scan, rescoring and ids in one compiled call
+            coarse = (self._ct, self._cnorm2, self.centroids,
+                      np.einsum("ij,ij->i", x, x).astype(np.float32), np.int64(nprobe),
+                      not self._is_ip)
+            return self._fused_search(x, k, None, None, False, blocks, row0, blk0, ln, codes,
+                                      sf, mask, use_mask, coarse=coarse, ids=ids)
         probes, probe_add = self._probe(x, nprobe, nt)
         if fast and self._fused_ok(x, nt):
             keys, rows = self._fused_search(x, k, probes, probe_add, False, blocks, row0, blk0,

@@ -893,3 +893,33 @@ def probe_scores(x, ct, out):
                     c = ct[j]
                     for l in range(nlist):
                         row[l] += xj * c[l]
+
+
+_probe_scores_serial = probe_scores.serial
+_select_serial = select_probes.serial
+
+
+@njit(cache=True, nogil=True)
+def search_ivf_fused(x, coarse, qargs, native, store, exact, metric, flt, tune, ids, out_keys,
+                     out_ids):
+    """A small serial IVF search in one compiled call: the coarse scores against the
+    centroids (probe_scores), the nprobe best lists with their constants (select_probes),
+    then search_fused over them, and the storage rows mapped to ids (-1: none).
+
+    coarse = (ct, cnorm2, centroids, qn, nprobe, is_l2): centroids transposed (d, nlist), their
+    squared norms, the centroids (nlist, d), the queries' squared norms (the same float32 sums
+    as the batch path's), nprobe and the metric; the rest as search_fused."""
+    ct, cn, centroids, qn, nprobe, is_l2 = coarse
+    nq = x.shape[0]
+    scores = np.empty((nq, ct.shape[1]), np.float32)
+    _probe_scores_serial(x, ct, scores)
+    probes = np.empty((nq, nprobe), np.int64)
+    probe_add = np.empty((nq, nprobe), np.float32)
+    _select_serial(scores, nprobe, probes, probe_add, qn, cn, is_l2, x, centroids)
+    rows = np.empty(out_keys.shape, np.int64)
+    search_fused(x, qargs, native, store, exact, metric, flt, probes, probe_add, False, tune,
+                 out_keys, rows)
+    for q in range(nq):
+        for t in range(rows.shape[1]):
+            r = rows[q, t]
+            out_ids[q, t] = ids[r] if r >= 0 else -1
