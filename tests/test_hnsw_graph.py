@@ -488,3 +488,76 @@ def test_file_with_an_oversized_scan_factor_is_refused(tmp_path):
     for verify in (True, False):
         with pytest.raises(vqindex.IndexFileError, match="sf"):
             vqindex.read_index(path, verify=verify)
+
+
+# --------------------------------------------------------------------------- byte-table hops
+
+@pytest.mark.parametrize("metric", [vqindex.METRIC_L2, vqindex.METRIC_INNER_PRODUCT])
+@pytest.mark.parametrize("codec", ["BQ4", "RaBitQ5", "EDEN2", "TQprod3"])
+def test_byte_hop_keys_equal_the_exact_estimator(minilm, codec, metric):
+    """HOP_BYTE (byte_lut + _byte_hop_keys) gives the exact estimator's keys up to float32
+    rounding (one table entry per byte sums the same products in another order): BlockQuant
+    block fields, RaBitQ bit planes, 2-bit scalar fields, and two accumulators (TQprod)."""
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, f"HNSW8,{codec}", metric)
+    idx.train(xb[:600])
+    idx.add(xb[:600])
+    assert idx._hop_setup()[0] == G.HOP_BYTE
+    bplan = idx._byte_sections()
+    mode, _, nbytes, pb, _, _ = idx._hop_setup()
+    secs, tables = idx.codec.exact_tables
+    qt = idx.codec._prepare_trusted(idx._prep(xq[:8]), 1)
+    codes, sf = idx._cbuf[:600], idx._sbuf[:600]
+    a_ell, a_ip = idx._metric_ab()
+    sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
+    buf = np.arange(600, dtype=np.int32)
+    n_acc = np.int64(idx.codec.n_acc)
+    for q in range(8):
+        blut = np.empty(nbytes * 256, np.float32)
+        G.byte_lut(bplan, tables, qt.spaces, q, blut)
+        got = np.empty(600, np.float32)
+        ref = np.empty(600, np.float32)
+        accs = np.zeros(2, np.float32)
+        add = np.float32(0.25)
+        G._byte_hop_keys(buf, 600, codes, sf, blut, np.int64(nbytes), np.int64(pb), n_acc,
+                         add, a_ell, a_ip, sign, got)
+        G._exact_hop_keys(buf, 600, codes, sf, secs, tables, qt.spaces, q, accs, add, n_acc,
+                          a_ell, a_ip, sign, ref)
+        scale = float(np.abs(ref).max())
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * scale)
+
+
+def test_byte_hop_modes():
+    """One coordinate a byte (EDEN8) keeps the exact estimator (a table lookup would replace
+    one multiply-add and cost more, measured); fields across bytes (TQprod4's 3-bit section)
+    cannot use byte tables; EDEN4 keeps the int8 nibble kernel; byte_hops=False opts out."""
+    def mode(desc, **kw):
+        idx = vqindex.index_factory(64, desc)
+        for k, v in kw.items():
+            setattr(idx, k, v)
+        return idx._hop_setup()[0]
+    assert mode("HNSW8,EDEN8") == G.HOP_EXACT
+    assert mode("HNSW8,TQprod4") == G.HOP_EXACT
+    assert mode("HNSW8,EDEN4") == G.HOP_NIBBLE
+    assert mode("HNSW8,BQ4") == G.HOP_BYTE
+    assert mode("HNSW8,RaBitQ8") == G.HOP_BYTE
+    assert mode("HNSW8,BQ4", byte_hops=False) == G.HOP_EXACT
+
+
+@pytest.mark.parametrize("codec", ["BQ4", "RaBitQ5"])
+def test_byte_hop_search_equals_exact_hop_search(minilm, codec):
+    """A search on byte-table hops returns what the exact-estimator hops return: the same
+    ids (the keys differ only in float rounding, so a tie at the last bit may swap two
+    neighbours: at most 1 in 200) and the same distances to 1e-5."""
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, f"HNSW16,{codec}", COS)
+    idx.train(xb)
+    idx.add(xb)
+    P = SearchParams(efSearch=48, num_threads=1)
+    Db, Ib = idx.search(xq, 10, params=P)
+    idx.byte_hops = False
+    idx._hop = None
+    De, Ie = idx.search(xq, 10, params=P)
+    assert idx._hop_setup()[0] == G.HOP_EXACT
+    assert np.mean(Ib == Ie) >= 0.995
+    np.testing.assert_allclose(Db, De, rtol=0, atol=1e-5)

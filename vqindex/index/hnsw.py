@@ -68,6 +68,10 @@ class IndexHNSWCodes(IndexCodes):
     #: a fixed fraction of the stored rows when set, else the measured cost model
     filter_scan_fraction = None
     filter_scan_cost = 127.0
+    #: codes of byte-aligned 1/2/4/8-bit fields that the int8 nibble kernel does not cover
+    #: (BlockQuant, RaBitQ, EDEN8, ...) hop on per-query byte tables (kernels.graph
+    #: HOP_BYTE); False: the exact estimator per neighbour (same keys up to float rounding)
+    byte_hops = True
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
 
@@ -434,8 +438,18 @@ class IndexHNSWCodes(IndexCodes):
                 st = span / 127.0 if span > 0 else 1.0
                 lut = np.round((t - tmin) / st).clip(0, 127).astype(np.uint8)
                 hop = (_graph.HOP_NIBBLE, lut, int(secs[0, 2]) // 2, int(secs[0, 0]), tmin, st)
+            elif self.byte_hops:
+                plan = _byte_plan(secs, self.codec.n_acc)
+                if plan is not None:
+                    hop = (_graph.HOP_BYTE, np.zeros(16, np.uint8), plan[1], plan[2], 0.0, 1.0)
             self._hop = (self.codec, hop)
         return self._hop[1]
+
+    def _byte_sections(self):
+        """HOP_BYTE's sections in byte order (int64 (S, 7); empty for the other modes)."""
+        secs, _ = self.codec.exact_tables
+        plan = _byte_plan(secs, self.codec.n_acc)
+        return plan[0] if plan is not None else np.zeros((0, 7), np.int64)
 
     def _scan_instead(self, allowed, n, ef):
         """Whether a filter keeping `allowed` of n rows is searched by a scan of those rows
@@ -496,8 +510,9 @@ class IndexHNSWCodes(IndexCodes):
                 scan_rows = np.flatnonzero(mask).astype(np.int32)
         mode, lut, nbytes, off, tmin, st = self._hop_setup()
         fptr = _graph_dot4_address() if mode == _graph.HOP_NIBBLE else 0
+        bplan = self._byte_sections() if mode == _graph.HOP_BYTE else np.zeros((0, 7), np.int64)
         hop = (np.int64(mode), np.int64(fptr), np.int64(0), lut, np.int64(nbytes),
-               np.int64(off), np.float32(tmin), np.float32(st))
+               np.int64(off), np.float32(tmin), np.float32(st), bplan)
         secs, tables = self.codec.exact_tables
         exact = (codes, secs, tables, queries.spaces, sf, np.int64(self.codec.n_acc))
         qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
@@ -544,6 +559,31 @@ class IndexHNSWCodes(IndexCodes):
                                              np.full((nq, 1), n, np.int64), add, codes[:n],
                                              sf[:n], mask, use_mask)
         return lims, keys, ids[rows]
+
+
+def _byte_plan(secs, n_acc):
+    """(sections in byte order, nbytes, first byte of accumulator 1) when the sections' fields
+    (1, 2, 4 or 8 bits) tile bytes 0 .. nbytes of the code with accumulator 0's bytes first
+    (kernels.graph HOP_BYTE); else None."""
+    if n_acc > 2 or secs.shape[0] == 0:
+        return None
+    # worth it where a byte holds two or more coordinates (one table lookup replaces two
+    # or more decode-multiply-adds); one coordinate a byte (EDEN8) keeps the exact estimator
+    coords = int(sum(int(r[2]) * int(r[6]) for r in secs))
+    nbytes = int(sum(int(r[2]) * int(r[1]) for r in secs)) // 8
+    if coords < 2 * nbytes:
+        return None
+    order = np.argsort(secs[:, 0], kind="stable")
+    plan = np.ascontiguousarray(secs[order], np.int64)
+    at, pb, last_acc = 0, None, 0
+    for off, width, count, acc, _, _, _ in plan:
+        if width not in (1, 2, 4, 8) or (count * width) % 8 or off != at or acc < last_acc:
+            return None
+        if acc == 1 and pb is None:
+            pb = at
+        last_acc = acc
+        at += count * width // 8
+    return plan, at, (at if pb is None else pb)
 
 
 def _as_c(v, dtype):

@@ -155,17 +155,19 @@ def exact_accs(row, secs, tables, vsp, q, accs):
             t0 = tables[toff]
             dt = tables[toff + 1] - t0
             nb = count >> 3
+            # branch-free: v times the bit (0 or 1) adds the same sums as a test per bit,
+            # whose mispredictions on random bits cost ~20x the arithmetic
             for j in range(nb):
-                b = row[off + j]
+                b = np.int32(row[off + j])
                 o = 8 * j
-                a0 += v[o] if b & 1 else np.float32(0.0)
-                a1 += v[o + 1] if b & 2 else np.float32(0.0)
-                a2 += v[o + 2] if b & 4 else np.float32(0.0)
-                a3 += v[o + 3] if b & 8 else np.float32(0.0)
-                a4 += v[o + 4] if b & 16 else np.float32(0.0)
-                a5 += v[o + 5] if b & 32 else np.float32(0.0)
-                a6 += v[o + 6] if b & 64 else np.float32(0.0)
-                a7 += v[o + 7] if b & 128 else np.float32(0.0)
+                a0 += v[o] * np.float32(b & 1)
+                a1 += v[o + 1] * np.float32((b >> 1) & 1)
+                a2 += v[o + 2] * np.float32((b >> 2) & 1)
+                a3 += v[o + 3] * np.float32((b >> 3) & 1)
+                a4 += v[o + 4] * np.float32((b >> 4) & 1)
+                a5 += v[o + 5] * np.float32((b >> 5) & 1)
+                a6 += v[o + 6] * np.float32((b >> 6) & 1)
+                a7 += v[o + 7] * np.float32(b >> 7)
             for i in range(8 * nb, count):
                 if (row[off + (i >> 3)] >> (i & 7)) & 1:
                     a0 += v[i]
@@ -203,6 +205,18 @@ def exact_accs(row, secs, tables, vsp, q, accs):
                 f0 = toff + np.int64(row[off + i]) * 2
                 a0 += tables[f0] * v[2 * i]
                 a1 += tables[f0 + 1] * v[2 * i + 1]
+                i += 1
+        elif width == 8 and c == 1:
+            # four independent chains (one chain waits on every add's latency)
+            i = 0
+            while i + 4 <= count:
+                a0 += tables[toff + np.int64(row[off + i])] * v[i]
+                a1 += tables[toff + np.int64(row[off + i + 1])] * v[i + 1]
+                a2 += tables[toff + np.int64(row[off + i + 2])] * v[i + 2]
+                a3 += tables[toff + np.int64(row[off + i + 3])] * v[i + 3]
+                i += 4
+            while i < count:
+                a0 += tables[toff + np.int64(row[off + i])] * v[i]
                 i += 1
         elif width == 8:
             for i in range(count):

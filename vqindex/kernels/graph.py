@@ -22,6 +22,13 @@ the exact estimator (driver.exact_accs / estimate) and the top k returned. Per-h
   sum_j u[l_j] q_j, the integer sum from native/graph.c's vq_graph_dot4 (AVX2: one byte
   shuffle maps 64 fields to their levels, vpmaddubsw / vpmaddwd sum them) or its numba twin
   `dot4_numba` (same integers).
+* mode HOP_BYTE: codes whose sections all have fields of 1, 2, 4 or 8 bits that tile the
+  code's first bytes (BlockQuant's 8-bit block fields, RaBitQ's bit planes, EDEN8 / TQmse8,
+  2-bit codes): per query, a float table of 256 entries per code byte holds the sum of that
+  byte's fields' codeword-query products (`byte_lut`), so a neighbour's accumulator is one
+  table lookup per code byte (`_byte_hop_keys`) instead of a decode and a dot product per
+  coordinate. The sums are the exact estimator's up to float rounding, so the ef list is not
+  rescored (as with HOP_EXACT).
 
 Nodes >= n_visible are skipped (a concurrent add writes nodes past the published count;
 neighbour lists of older nodes are rewritten in place with valid ids only, and the visited
@@ -31,13 +38,17 @@ level-0 search stops only once the list holds ef allowed nodes (so k results com
 whenever k allowed nodes are reachable and ef >= k).
 """
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .driver import MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call
 from .topk import argsort_stable, heap_push, heap_sorted
 
 HOP_EXACT = 0
 HOP_NIBBLE = 1
+HOP_BYTE = 2
 
 # the build's float keys only steer the graph construction (no result depends on their
 # last bits): reassociation lets LLVM vectorise the sums
@@ -336,15 +347,124 @@ def quantize_query_i8(v, count, qa):
     return s
 
 
+@njit(cache=True, nogil=True)
+def byte_lut(bplan, tables, vsp, q, out):
+    """out[p * 256 + b] = the sum over the fields held in code byte p, when that byte has
+    value b, of <codeword(field), v> (the query space of the field's section); bplan rows
+    (byte_off, width, count, acc, space, toff, c) of the sections in byte order (secs'
+    columns), every width in 1, 2, 4, 8 and count * width a multiple of 8. Built per byte
+    from the per-field value tables: entry x * 2^(t w) + b = entry b + (value of field t
+    at x - at 0), one add per entry."""
+    fv = np.empty((8, 256), np.float32)
+    for s in range(bplan.shape[0]):
+        off = bplan[s, 0]
+        width = bplan[s, 1]
+        count = bplan[s, 2]
+        toff = bplan[s, 5]
+        c = bplan[s, 6]
+        v = vsp[bplan[s, 4], q]
+        F = 8 // width
+        nv = 1 << width
+        for j in range((count * width) // 8):
+            base = (off + j) * 256
+            if F == 1:  # one field a byte (8-bit fields): the codeword products directly
+                if c == 2:
+                    v0 = v[2 * j]
+                    v1 = v[2 * j + 1]
+                    for x in range(256):
+                        out[base + x] = tables[toff + 2 * x] * v0 + tables[toff + 2 * x + 1] * v1
+                else:
+                    for x in range(256):
+                        a = np.float32(0.0)
+                        for u in range(c):
+                            a += tables[toff + x * c + u] * v[j * c + u]
+                        out[base + x] = a
+                continue
+            for t in range(F):
+                f = j * F + t
+                for x in range(nv):
+                    a = np.float32(0.0)
+                    for u in range(c):
+                        a += tables[toff + x * c + u] * v[f * c + u]
+                    fv[t, x] = a
+            z = np.float32(0.0)
+            for t in range(F):
+                z += fv[t, 0]
+            out[base] = z
+            for t in range(F):
+                size = 1 << (t * width)
+                for x in range(1, nv):
+                    dlt = fv[t, x] - fv[t, 0]
+                    o = base + x * size
+                    for b in range(size):
+                        out[o + b] = out[base + b] + dlt
+
+
+@intrinsic
+def _prefetch(typingctx, addr):
+    """Prefetch the cache line at integer address `addr` (llvm.prefetch: read, high locality)."""
+    sig = types.void(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _byte_hop_keys(buf, cnt, codes, sf, blut, nbytes, pb, n_acc, add, a_ell, a_ip, sign,
+                   keys):
+    """HOP_BYTE keys of one node's neighbours: accumulator 0 sums the table entries of code
+    bytes 0 .. pb, accumulator 1 (n_acc 2) those of pb .. nbytes (four partial sums each)."""
+    accs = np.zeros(2, np.float32)
+    # the neighbours' rows are random accesses into the codes: ask for all of them first
+    base = np.int64(codes.ctypes.data)
+    stride = np.int64(codes.shape[1])
+    for t in range(cnt):
+        r = base + np.int64(buf[t]) * stride
+        for o in range(0, nbytes, 64):
+            _prefetch(r + o)
+    for t in range(cnt):
+        i = buf[t]
+        row = codes[i]
+        for a in range(n_acc):
+            p0 = 0 if a == 0 else pb
+            p1 = pb if a == 0 else nbytes
+            s0 = np.float32(0.0)
+            s1 = np.float32(0.0)
+            s2 = np.float32(0.0)
+            s3 = np.float32(0.0)
+            p = p0
+            while p + 4 <= p1:
+                s0 += blut[p * 256 + np.int64(row[p])]
+                s1 += blut[(p + 1) * 256 + np.int64(row[p + 1])]
+                s2 += blut[(p + 2) * 256 + np.int64(row[p + 2])]
+                s3 += blut[(p + 3) * 256 + np.int64(row[p + 3])]
+                p += 4
+            while p < p1:
+                s0 += blut[p * 256 + np.int64(row[p])]
+                p += 1
+            accs[a] = (s0 + s1) + (s2 + s3)
+        keys[t] = sign * estimate(add, sf[i], n_acc, a_ell, a_ip, accs)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, keys, accs):
     """keys[t] = the per-hop key of node buf[t] for query q (sign applied)."""
-    mode, fptr, backend, lut, nbytes, off, tmin, st = hop
+    mode, fptr, backend, lut, nbytes, off, tmin, st, bplan = hop
     _, secs, tables, vsp, _, n_acc = exact
     a_ell, a_ip = metric
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
-    if mode == HOP_NIBBLE:
-        qa, scale, bias = qs
+    if mode == HOP_BYTE:
+        _byte_hop_keys(buf, cnt, codes, sf, qs[3], nbytes, off, n_acc, add, a_ell, a_ip, sign,
+                       keys)
+    elif mode == HOP_NIBBLE:
+        qa, scale, bias, _ = qs
         rc = np.int64(-1)
         if fptr != 0:
             rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off, np.int64(codes.shape[1]),
@@ -386,7 +506,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
     ok, use_ok = flt
     codes, secs, tables, vsp, sf, n_acc = exact
     a_ell, a_ip = metric
-    mode, fptr, backend, lut, nbytes, off, tmin, st = hop
+    mode, fptr, backend, lut, nbytes, off, tmin, st, bplan = hop
     k = out_keys.shape[1]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
     maxdeg = cum[1]
@@ -401,6 +521,9 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
     one = np.empty(1, np.int32)
     onek = np.empty(1, np.float32)
     qa = np.zeros(64 * ((vsp.shape[2] + 63) // 64), np.int8)
+    blut = np.empty(nbytes * 256 if mode == HOP_BYTE else 0, np.float32)
+    # HOP_EXACT and HOP_BYTE keys are the exact estimator's: no rescoring of the ef list
+    keyed_exactly = mode != HOP_NIBBLE
     top_k = np.empty(k, np.float32)
     top_i = np.empty(k, np.int64)
     g = gen[0]
@@ -416,7 +539,9 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 vs += v[j]
             scale = s * st
             bias = tmin * vs
-        qs = (qa, scale, bias)
+        elif mode == HOP_BYTE:
+            byte_lut(bplan, tables, vsp, q, blut)
+        qs = (qa, scale, bias, blut)
         nres = 0
         if scan_rows.shape[0] > 0:
             for r0 in range(0, scan_rows.shape[0], maxdeg):
@@ -429,7 +554,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
             size = 0
             for t in range(nres):
                 i = res_i[t]
-                if mode == HOP_EXACT:
+                if keyed_exactly:
                     key = res_k[t]
                 else:
                     exact_accs_call(codes[i], secs, tables, vsp, q, accs)
@@ -503,7 +628,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                         nres = heap_push(res_k, res_i, nres, kv, v)
         # ---- the ef list rescored exactly, top k
         size = 0
-        if mode == HOP_EXACT:
+        if keyed_exactly:
             for t in range(nres):
                 size = heap_push(top_k, top_i, size, res_k[t], res_i[t])
         else:
@@ -521,7 +646,8 @@ def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows
                       gens, out_keys, out_pos):
     """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
     queries (one visit-stamp row each). hop = (mode, fptr, backend, lut uint8 (16,), nbytes,
-    byte offset, t_min, s_t) (module docstring); exact = (codes, secs, tables, vsp, sf,
+    byte offset (HOP_BYTE: the first byte of accumulator 1), t_min, s_t, bplan int64 (S, 7):
+    HOP_BYTE's sections in byte order) (module docstring); exact = (codes, secs, tables, vsp, sf,
     n_acc) as driver.exact_search; graph = (levels, offsets, neighbors, cum, entry,
     max_level); flt = (ok, use_ok); scan_rows: see _search_queries. out_keys float32 (nq, k) ascending (+inf pads), out_pos
     int64 storage rows (-1 pads)."""
