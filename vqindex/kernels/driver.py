@@ -103,6 +103,14 @@ def call_scan_q(fptr, backend, blocks, b_off, bstride, nblocks, n, m, lut, l_off
 # --------------------------------------------------------------------------- exact estimate
 
 @njit(cache=True, nogil=True, inline="always")
+def section(secs, s, vsp, q):
+    """Row s of an exact estimator's sections (module docstring): (byte_off, width, count,
+    acc, toff, c) and the query vector of its space."""
+    return (secs[s, 0], secs[s, 1], secs[s, 2], secs[s, 3], secs[s, 5], secs[s, 6],
+            vsp[secs[s, 4], q])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def exact_accs(row, secs, tables, vsp, q, accs):
     """accs[a] = sum over sections of accumulator a of <codeword(field_i), v_space[q] block i>.
 
@@ -112,12 +120,7 @@ def exact_accs(row, secs, tables, vsp, q, accs):
     for a in range(accs.shape[0]):
         accs[a] = 0.0
     for s in range(secs.shape[0]):
-        off = secs[s, 0]
-        width = secs[s, 1]
-        count = secs[s, 2]
-        toff = secs[s, 5]
-        c = secs[s, 6]
-        v = vsp[secs[s, 4], q]
+        off, width, count, acc, toff, c, v = section(secs, s, vsp, q)
         a0 = np.float32(0.0)
         a1 = np.float32(0.0)
         a2 = np.float32(0.0)
@@ -187,9 +190,9 @@ def exact_accs(row, secs, tables, vsp, q, accs):
                 while i < count:
                     vs += v[i]
                     i += 1
-                accs[secs[s, 3]] += t0 * ((vs + u0) + (u1 + u2)) + dt * ones
+                accs[acc] += t0 * ((vs + u0) + (u1 + u2)) + dt * ones
             else:
-                accs[secs[s, 3]] += dt * ones
+                accs[acc] += dt * ones
             continue
         elif width == 8 and c == 2:
             i = 0
@@ -237,7 +240,7 @@ def exact_accs(row, secs, tables, vsp, q, accs):
                 for t in range(c):
                     a2 += tables[b0 + t] * v[i * c + t]
                 i += 1
-        accs[secs[s, 3]] += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+        accs[acc] += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
 #: exact_accs as a called function (not inlined): for the rescoring of a shortlist and other

@@ -43,7 +43,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .driver import MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call
+from .driver import (MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call,
+                     section)
 from .topk import argsort_stable, heap_push, heap_sorted
 
 HOP_EXACT = 0
@@ -357,12 +358,7 @@ def byte_lut(bplan, tables, vsp, q, out):
     at x - at 0), one add per entry."""
     fv = np.empty((8, 256), np.float32)
     for s in range(bplan.shape[0]):
-        off = bplan[s, 0]
-        width = bplan[s, 1]
-        count = bplan[s, 2]
-        toff = bplan[s, 5]
-        c = bplan[s, 6]
-        v = vsp[bplan[s, 4], q]
+        off, width, count, _, toff, c, v = section(bplan, s, vsp, q)
         F = 8 // width
         nv = 1 << width
         for j in range((count * width) // 8):
