@@ -782,13 +782,11 @@ class IndexCodes(Index):
             plan = (codec, codec._layout_version, qargs, (np.int64(fptr), np.int64(backend)),
                     lay, secs, tables, self._metric_ab(),
                     np.float32(self.fastscan_sigmas if lay.exact else 0.0),
-                    lay.exact, np.int64(codec.n_acc))
+                    np.int64(codec.n_acc))
             self._plan = plan
-        _, _, qargs, native, lay, secs, tables, metric, margin, exact, n_acc = plan
+        _, _, qargs, native, lay, secs, tables, metric, margin, n_acc = plan
         nq = x.shape[0]
-        n = int(list_len.sum())
-        f = self.fastscan_rerank if exact else self.fastscan_rerank_surrogate
-        rr = min(max(n, 1), max(k, self.fastscan_min, f * k))
+        rr = self._rerank_depth(k, int(list_len.sum()))
         keys = np.empty((nq, k), np.float32)
         out = np.empty((nq, k), np.int64)
         store = (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, list_row0, list_blk0,

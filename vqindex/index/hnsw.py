@@ -17,8 +17,10 @@ Design
 * search: one compiled call per query batch (kernels.graph.hnsw_search_codes; prange over
   chunks of queries when num_threads > 1): greedy descent, ef-search at level 0 with fast
   per-hop estimates (4-bit scalar codes: int8 query x 7-bit levels through native/graph.c's
-  AVX2 kernel or its numba twin; other codecs: the exact estimator), then the `ef` list is
-  rescored with the exact estimator and the top k returned. ef = max(efSearch, k).
+  AVX2 kernel or its numba twin, then the `ef` list is rescored with the exact estimator;
+  byte-aligned codes with two or more coordinates a byte: per-query byte tables, the exact
+  estimate up to rounding; other codecs: the exact estimator), and the top k returned.
+  ef = max(efSearch, k).
 * remove_ids: tombstones. A removed node stays in the graph for navigation, is never
   returned (the search's `ok` mask), and id lookups ignore it; `compact()` rebuilds the graph
   over the live nodes (from their decoded codes) and drops the removed rows.
@@ -59,7 +61,7 @@ def _pos_int(name, v, lo=1):
 
 
 class IndexHNSWCodes(IndexCodes):
-    """HNSW over codes with an int8 traversal and exact rescoring; see the module doc."""
+    """HNSW over codes with fast per-hop estimates and exact final keys; see the module doc."""
 
     _file_kind = "hnsw"
     _accepts_snapshot = True  # IndexRefine searches it from a snapshot, without the lock
@@ -68,9 +70,10 @@ class IndexHNSWCodes(IndexCodes):
     #: a fixed fraction of the stored rows when set, else the measured cost model
     filter_scan_fraction = None
     filter_scan_cost = 127.0
-    #: codes of byte-aligned 1/2/4/8-bit fields that the int8 nibble kernel does not cover
-    #: (BlockQuant, RaBitQ, EDEN8, ...) hop on per-query byte tables (kernels.graph
-    #: HOP_BYTE); False: the exact estimator per neighbour (same keys up to float rounding)
+    #: codes of byte-aligned 1/2/4/8-bit fields with two or more coordinates a byte that the
+    #: int8 nibble kernel does not cover (BlockQuant, RaBitQ, 2-bit codes, TQprod2/3) hop on
+    #: per-query byte tables (kernels.graph HOP_BYTE); False: the exact estimator per
+    #: neighbour (same keys up to float rounding)
     byte_hops = True
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
@@ -446,10 +449,15 @@ class IndexHNSWCodes(IndexCodes):
         return self._hop[1]
 
     def _byte_sections(self):
-        """HOP_BYTE's sections in byte order (int64 (S, 7); empty for the other modes)."""
-        secs, _ = self.codec.exact_tables
-        plan = _byte_plan(secs, self.codec.n_acc)
-        return plan[0] if plan is not None else np.zeros((0, 7), np.int64)
+        """HOP_BYTE's sections in byte order (int64 (S, 7); empty for the other modes),
+        derived once per codec."""
+        cached = getattr(self, "_bplan", None)
+        if cached is None or cached[0] is not self.codec:
+            secs, _ = self.codec.exact_tables
+            plan = _byte_plan(secs, self.codec.n_acc)
+            cached = (self.codec, plan[0] if plan is not None else np.zeros((0, 7), np.int64))
+            self._bplan = cached
+        return cached[1]
 
     def _scan_instead(self, allowed, n, ef):
         """Whether a filter keeping `allowed` of n rows is searched by a scan of those rows

@@ -23,12 +23,13 @@ the exact estimator (driver.exact_accs / estimate) and the top k returned. Per-h
   shuffle maps 64 fields to their levels, vpmaddubsw / vpmaddwd sum them) or its numba twin
   `dot4_numba` (same integers).
 * mode HOP_BYTE: codes whose sections all have fields of 1, 2, 4 or 8 bits that tile the
-  code's first bytes (BlockQuant's 8-bit block fields, RaBitQ's bit planes, EDEN8 / TQmse8,
-  2-bit codes): per query, a float table of 256 entries per code byte holds the sum of that
-  byte's fields' codeword-query products (`byte_lut`), so a neighbour's accumulator is one
-  table lookup per code byte (`_byte_hop_keys`) instead of a decode and a dot product per
-  coordinate. The sums are the exact estimator's up to float rounding, so the ef list is not
-  rescored (as with HOP_EXACT).
+  code's first bytes, two or more coordinates a byte (BlockQuant's 8-bit block fields,
+  RaBitQ's bit planes, 2-bit codes; the index chooses, index/hnsw.py `_byte_plan`): per
+  query, a float table of 256 entries per code byte holds the sum of that byte's fields'
+  codeword-query products (`byte_lut`), so a neighbour's accumulator is one table lookup
+  per code byte (`_byte_hop_keys`) instead of a decode and a dot product per coordinate.
+  The sums are the exact estimator's up to float rounding, so the ef list is not rescored
+  (as with HOP_EXACT).
 
 Nodes >= n_visible are skipped (a concurrent add writes nodes past the published count;
 neighbour lists of older nodes are rewritten in place with valid ids only, and the visited
