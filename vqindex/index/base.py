@@ -326,6 +326,10 @@ class Index:
         I : ndarray, int64 (nq, k)
             Ids; missing results are -1 with distance +inf (L2) or -inf (IP/cosine).
         """
+        if D is None and I is None:
+            fast = self._one_call_search(x, k, params, num_threads)
+            if fast is not None:
+                return fast
         k = check_k(k)
         x = self._prep(x, "queries")
         p = self._resolve(params, num_threads)
@@ -348,6 +352,11 @@ class Index:
             I[...] = ids
             ids = I
         return dist, ids
+
+    def _one_call_search(self, x, k, params, num_threads):
+        """(D, I) of a small search that an index answers on a short path (IVF: one compiled
+        call with a cached plan), or None: the general path then validates and searches."""
+        return None
 
     @staticmethod
     def _check_outputs(D, I, nq, k):

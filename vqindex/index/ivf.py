@@ -12,7 +12,7 @@ from ..errors import ArgumentError, NotTrainedError, TrainingError
 from ..kernels._threads import maybe_threads, resolve_threads, worth_parallel
 from .base import IndexListCodes
 from .flat import IndexFlatCodes, no_results
-from .params import METRIC_L2
+from .params import MAX_NPROBE, METRIC_L2, SearchParams
 
 __all__ = ["IndexIVFCodes"]
 
@@ -299,6 +299,99 @@ class IndexIVFCodes(IndexListCodes):
                                              blk0, ln, codes, sf, mask, use_mask,
                                              qchunk=max(1, -(-nq // nt)))
         return keys, self._rows_to_ids(rows, ids)
+
+    def _one_call_search(self, x, k, params, num_threads):
+        """Small unfiltered searches on one thread (at most `fused_max_queries` float32
+        C-contiguous queries, plain parameters, a flat coarse quantizer) skip the general
+        path's Python work: the static arguments of driver.search_ivf_fused come from a plan
+        cached against the store's version (storage.ListStore.touch), the codec, the
+        centroids and the quantizer, and the call returns what the general path returns.
+        Anything else returns None and takes the general path (which raises the errors)."""
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
+                and 0 < x.shape[0] <= self.fused_max_queries and x.shape[1] == self.d
+                and x.flags.c_contiguous and type(k) is int and 0 < k <= 1 << 20):
+            return None
+        P = self.params
+        if P.filter is not None or P.efSearch is not None or P.k_factor is not None:
+            return None
+        nprobe, nt = P.nprobe, P.num_threads
+        if params is not None:
+            if (type(params) is not SearchParams or params.filter is not None
+                    or params.efSearch is not None or params.k_factor is not None):
+                return None
+            if params.nprobe is not None:
+                nprobe = params.nprobe
+            if params.num_threads is not None:
+                nt = params.num_threads
+        if num_threads is not None:
+            nt = num_threads
+        if (type(nprobe) is not int or not 0 < nprobe <= MAX_NPROBE
+                or (nt is not None and type(nt) is not int) or resolve_threads(nt) != 1):
+            return None
+        plan = self._one_call_plan()
+        if plan is None:
+            return None
+        coarse0, qargs, native, store, ex, metric, flt, ids, n, qn0 = plan[6:]
+        x = self._prep(x, "queries")
+        nq = x.shape[0]
+        is_l2 = coarse0[3]
+        qn = np.einsum("ij,ij->i", x, x).astype(np.float32) if is_l2 else qn0[:nq]
+        coarse = (coarse0[0], coarse0[1], coarse0[2], qn, np.int64(min(nprobe, self.nlist)),
+                  is_l2)
+        tkey = (k, self.fastscan_group, self.fastscan_piece, self.fastscan_rerank,
+                self.fastscan_rerank_surrogate, self.fastscan_min, self.fastscan_sigmas)
+        tune = plan[5].get(tkey)
+        if tune is None:
+            tune = (np.int64(self._rerank_depth(k, n)), np.int64(1),
+                    np.int64(self.fastscan_group), np.int64(self.fastscan_piece),
+                    np.int64(self.fastscan_group),
+                    np.float32(self.fastscan_sigmas if plan[4] else 0.0))
+            plan[5][tkey] = tune
+        keys = np.empty((nq, k), np.float32)
+        out = np.empty((nq, k), np.int64)
+        from ..kernels import driver as _drv
+        _drv.search_ivf_fused(x, coarse, qargs, native, store, ex, metric, flt, tune, ids,
+                              keys, out)
+        return self._keys_to_distances(keys).astype(np.float32, copy=False), out
+
+    def _one_call_plan(self):
+        """The cached plan of `_one_call_search`, rebuilt (under the lock, from a snapshot)
+        when the store, its version, the codec, its layout, the centroids or the quantizer
+        changed; None where the one-call path does not apply."""
+        st = self._store
+        plan = getattr(self, "_ocp", None)
+        codec = self.codec
+        if (plan is not None and plan[0] == st.version and plan[1] is st and plan[2] is codec
+                and plan[3][0] is getattr(self, "_ct", None) and plan[3][1] is self.quantizer
+                and plan[3][2] == codec._layout_version and self.fastscan):
+            return plan
+        from ..kernels import driver as _drv
+        with self._lock:
+            st = self._store
+            if (not self.is_trained or not self.fastscan or not self._flat_quantizer()
+                    or codec._fast_prepare_args() is None):
+                return None
+            snap = self._snapshot(SearchParams(), True)
+            codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = snap
+            n = int(ln.sum())
+            if blocks is None or n < 256:
+                return None
+            version = st.version
+            lay = codec.scan_layout
+            rot, proj = codec._fast_prepare_args()
+            fptr, backend, lut_max = _drv.scan_setup()
+            secs, tables = codec.exact_tables
+            qargs = (rot, proj, (lay.space, lay.cidx, lay.E, lay.acc_nib), np.float64(lut_max),
+                     np.int64(codec.n_spaces), np.int64(codec.D), np.int64(lay.m))
+            store = (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, row0, blk0, ln)
+            ex = (codes, secs, tables, sf, np.int64(codec.n_acc))
+            coarse0 = (self._ct, self._cnorm2, self.centroids, not self._is_ip)
+            key = (self._ct, self.quantizer, codec._layout_version)
+            plan = [version, st, codec, key, bool(lay.exact), {}, coarse0, qargs,
+                    (np.int64(fptr), np.int64(backend)), store, ex, self._metric_ab(),
+                    (mask, use_mask), ids, n, np.zeros(self.fused_max_queries, np.float32)]
+            self._ocp = plan
+            return plan
 
     @staticmethod
     def _segments(probes, row0, ln):

@@ -15,11 +15,16 @@ range of any earlier snapshot covers: appends write past the list's end, moves a
 write to new slots, array growth and compaction make new arrays. (The last partial block of
 a list is rewritten in place with the same bytes for its old vectors.)
 """
+import itertools
+
 import numpy as np
 
 __all__ = ["ListStore"]
 
 BLOCK = 32
+#: store versions, unique over the process: a search plan cached against one (an index's
+#: one-call path) is valid while the store's version is unchanged (see ListStore.touch)
+_VERSIONS = itertools.count(1)
 
 
 def _round_rows(n):
@@ -46,6 +51,12 @@ class ListStore:
         self.bused = 0
         self.packed = np.zeros(self.nlist, np.int64)  # rows of each list packed in blocks
         self._lookup = None    # (sorted ids, their rows)
+        self.version = next(_VERSIONS)
+
+    def touch(self):
+        """A new version: called by every change of what a search reads (rows, lists,
+        blocks), after the change, so a plan cached against the old version is rebuilt."""
+        self.version = next(_VERSIONS)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -142,6 +153,7 @@ class ListStore:
         # its blocks move with it (repacked lazily into a new block slot)
         self.packed[l] = 0
         self.bcap[l] = 0
+        self.touch()
 
     # ------------------------------------------------------------------ verbs
     def reserve(self, lists):
@@ -164,6 +176,7 @@ class ListStore:
         first = np.searchsorted(ls, ls, side="left")
         dest = np.empty(b, np.int64)
         dest[order] = self.row0[ls] + self.len[ls] + (np.arange(b) - first)
+        self.touch()
         return dest
 
     def commit(self, lists, dest, ids):
@@ -178,6 +191,7 @@ class ListStore:
             o2 = np.argsort(ids, kind="stable")
             at = np.searchsorted(sids, ids[o2])
             self._lookup = (np.insert(sids, at, ids[o2]), np.insert(srows, at, dest[o2]))
+        self.touch()
 
     def _rebuild(self, caps):
         """New arrays with slot sizes `caps`, holding the current lists (compaction)."""
@@ -198,6 +212,7 @@ class ListStore:
         self.bcap[:] = 0
         self.bused = 0
         self._lookup = None
+        self.touch()
 
     def remove_rows(self, rows):
         """Remove the live rows `rows` (storage rows); returns how many."""
@@ -222,6 +237,7 @@ class ListStore:
                 self.compact()
             except MemoryError:  # compaction only reclaims holes; the removal is done
                 pass
+        self.touch()
         return int(rows.shape[0])
 
     def _ensure_rows(self, n):
@@ -267,4 +283,5 @@ class ListStore:
             self.blocks[b0: b0 + new.shape[0]] = new
             self.packed[l] = n
         self._packed_view = (self.blocks, lay, self.blk0.copy())
+        self.touch()
         return self.blocks, self._packed_view[2]
