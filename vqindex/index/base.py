@@ -770,14 +770,9 @@ class IndexCodes(Index):
         return (nt == 1 and x.shape[0] <= self.fused_max_queries
                 and self.codec._fast_prepare_args() is not None)
 
-    def _fused_search(self, x, k, probes, probe_add, flat_l2, blocks, list_row0, list_blk0,
-                      list_len, codes, sf, mask, use_mask, coarse=None, ids=None):
-        """Small serial searches in one compiled call (kernels.driver.search_fused): query
-        tables, fast scan, rescoring. Static argument tuples are cached per codec.
-
-        With `coarse` (IVF: the coarse-quantizer tuple of driver.search_ivf_fused) the probe
-        selection runs in the same call (probes / probe_add are then unused) and the result
-        is (keys, ids) through `ids`; else (keys, storage rows)."""
+    def _fused_plan(self):
+        """The static arguments of the one-call kernels, cached per codec and layout version:
+        (codec, layout version, qargs, native, layout, secs, tables, metric, margin, n_acc)."""
         from ..kernels import driver as _drv
         codec = self.codec
         plan = getattr(self, "_plan", None)
@@ -793,7 +788,18 @@ class IndexCodes(Index):
                     np.float32(self.fastscan_sigmas if lay.exact else 0.0),
                     np.int64(codec.n_acc))
             self._plan = plan
-        _, _, qargs, native, lay, secs, tables, metric, margin, n_acc = plan
+        return plan
+
+    def _fused_search(self, x, k, probes, probe_add, flat_l2, blocks, list_row0, list_blk0,
+                      list_len, codes, sf, mask, use_mask, coarse=None, ids=None):
+        """Small serial searches in one compiled call (kernels.driver.search_fused): query
+        tables, fast scan, rescoring. Static argument tuples are cached per codec.
+
+        With `coarse` (IVF: the coarse-quantizer tuple of driver.search_ivf_fused) the probe
+        selection runs in the same call (probes / probe_add are then unused) and the result
+        is (keys, ids) through `ids`; else (keys, storage rows)."""
+        from ..kernels import driver as _drv
+        _, _, qargs, native, lay, secs, tables, metric, margin, n_acc = self._fused_plan()
         nq = x.shape[0]
         rr = self._rerank_depth(k, int(list_len.sum()))
         keys = np.empty((nq, k), np.float32)

@@ -365,7 +365,6 @@ class IndexIVFCodes(IndexListCodes):
                 and plan[3][0] is getattr(self, "_ct", None) and plan[3][1] is self.quantizer
                 and plan[3][2] == codec._layout_version and self.fastscan):
             return plan
-        from ..kernels import driver as _drv
         with self._lock:
             st = self._store
             if (not self.is_trained or not self.fastscan or not self._flat_quantizer()
@@ -377,18 +376,13 @@ class IndexIVFCodes(IndexListCodes):
             if blocks is None or n < 256:
                 return None
             version = st.version
-            lay = codec.scan_layout
-            rot, proj = codec._fast_prepare_args()
-            fptr, backend, lut_max = _drv.scan_setup()
-            secs, tables = codec.exact_tables
-            qargs = (rot, proj, (lay.space, lay.cidx, lay.E, lay.acc_nib), np.float64(lut_max),
-                     np.int64(codec.n_spaces), np.int64(codec.D), np.int64(lay.m))
+            _, _, qargs, native, lay, secs, tables, metric, _, n_acc = self._fused_plan()
             store = (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, row0, blk0, ln)
-            ex = (codes, secs, tables, sf, np.int64(codec.n_acc))
+            ex = (codes, secs, tables, sf, n_acc)
             coarse0 = (self._ct, self._cnorm2, self.centroids, not self._is_ip)
             key = (self._ct, self.quantizer, codec._layout_version)
             plan = [version, st, codec, key, bool(lay.exact), {}, coarse0, qargs,
-                    (np.int64(fptr), np.int64(backend)), store, ex, self._metric_ab(),
+                    native, store, ex, metric,
                     (mask, use_mask), ids, n, np.zeros(self.fused_max_queries, np.float32)]
             self._ocp = plan
             return plan

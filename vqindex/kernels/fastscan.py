@@ -184,17 +184,19 @@ def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
     o = out.ravel()  # written: must be a view (out typed C-contiguous, as every caller's is)
     if o.ctypes.data != out.ctypes.data:
         raise ValueError("quantize_query: out must be C-contiguous")
+    # float32 LUTs and float64 ones holding the same values give the same result: the
+    # extremes are exact, the ranges are taken in float64, the entries mapped in float32
     mins = np.empty(m, np.float32)
-    rngs = np.empty(m, np.float32)
+    rngs = np.empty(m, np.float64)
     for j in range(m):
         lo = np.float32(np.inf)
         hi = np.float32(-np.inf)
         for x in range(16):
-            v = f[16 * j + x]
+            v = np.float32(f[16 * j + x])
             lo = min(lo, v)
             hi = max(hi, v)
         mins[j] = lo
-        rngs[j] = hi - lo
+        rngs[j] = np.float64(hi) - np.float64(lo)
     lm = np.float32(lut_max)
     half = np.float32(0.5)
     for a in range(acc_nib.shape[0] - 1):
@@ -205,7 +207,7 @@ def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
         b = 0.0
         for j in range(j0, j1):
             b += np.float64(mins[j])
-            r = np.float64(rngs[j])
+            r = rngs[j]
             rsum += r
             if r > rmax:
                 rmax = r
@@ -216,7 +218,7 @@ def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
         for j in range(j0, j1):
             mn = mins[j]
             for x in range(16):
-                v = (f[16 * j + x] - mn) * inv + half  # >= 0.5: truncation rounds half up
+                v = (np.float32(f[16 * j + x]) - mn) * inv + half  # >= 0.5: rounds half up
                 o[16 * j + x] = np.uint8(np.int32(min(v, lm)))
         scale[a] = sc
         bias[a] = b
