@@ -24,6 +24,17 @@ def _faiss():
     return faiss
 
 
+class _OneCallPlan:
+    """The static arguments of IVF's one-call search (IndexIVFCodes._one_call_plan)."""
+
+    __slots__ = ("key", "exact", "tunes", "coarse", "qargs", "native", "store", "ex",
+                 "metric", "flt", "ids", "n", "no_qn")
+
+    def __init__(self, **kw):
+        for name, value in kw.items():
+            setattr(self, name, value)
+
+
 class IndexIVFCodes(IndexListCodes):
     """IVF over codec codes; `quantizer` may be any trained or untrained faiss.Index."""
 
@@ -331,61 +342,66 @@ class IndexIVFCodes(IndexListCodes):
         plan = self._one_call_plan()
         if plan is None:
             return None
-        coarse0, qargs, native, store, ex, metric, flt, ids, n, qn0 = plan[6:]
         x = self._prep(x, "queries")
         nq = x.shape[0]
-        is_l2 = coarse0[3]
-        qn = np.einsum("ij,ij->i", x, x).astype(np.float32) if is_l2 else qn0[:nq]
-        coarse = (coarse0[0], coarse0[1], coarse0[2], qn, np.int64(min(nprobe, self.nlist)),
-                  is_l2)
+        ct, cn, cents, is_l2 = plan.coarse
+        qn = np.einsum("ij,ij->i", x, x).astype(np.float32) if is_l2 else plan.no_qn[:nq]
+        coarse = (ct, cn, cents, qn, np.int64(min(nprobe, self.nlist)), is_l2)
         tkey = (k, self.fastscan_group, self.fastscan_piece, self.fastscan_rerank,
                 self.fastscan_rerank_surrogate, self.fastscan_min, self.fastscan_sigmas)
-        tune = plan[5].get(tkey)
+        tune = plan.tunes.get(tkey)
         if tune is None:
-            tune = (np.int64(self._rerank_depth(k, n)), np.int64(1),
+            tune = (np.int64(self._rerank_depth(k, plan.n)), np.int64(1),
                     np.int64(self.fastscan_group), np.int64(self.fastscan_piece),
                     np.int64(self.fastscan_group),
-                    np.float32(self.fastscan_sigmas if plan[4] else 0.0))
-            plan[5][tkey] = tune
+                    np.float32(self.fastscan_sigmas if plan.exact else 0.0))
+            plan.tunes[tkey] = tune
         keys = np.empty((nq, k), np.float32)
         out = np.empty((nq, k), np.int64)
         from ..kernels import driver as _drv
-        _drv.search_ivf_fused(x, coarse, qargs, native, store, ex, metric, flt, tune, ids,
-                              keys, out)
+        _drv.search_ivf_fused(x, coarse, plan.qargs, plan.native, plan.store, plan.ex,
+                              plan.metric, plan.flt, tune, plan.ids, keys, out)
         return self._keys_to_distances(keys).astype(np.float32, copy=False), out
 
     def _one_call_plan(self):
         """The cached plan of `_one_call_search`, rebuilt (under the lock, from a snapshot)
         when the store, its version, the codec, its layout, the centroids or the quantizer
         changed; None where the one-call path does not apply."""
-        st = self._store
         plan = getattr(self, "_ocp", None)
-        codec = self.codec
-        if (plan is not None and plan[0] == st.version and plan[1] is st and plan[2] is codec
-                and plan[3][0] is getattr(self, "_ct", None) and plan[3][1] is self.quantizer
-                and plan[3][2] == codec._layout_version and self.fastscan):
+        if plan is not None and self.fastscan and self._one_call_key_holds(plan.key):
             return plan
+        codec = self.codec
         with self._lock:
-            st = self._store
             if (not self.is_trained or not self.fastscan or not self._flat_quantizer()
                     or codec._fast_prepare_args() is None):
                 return None
-            snap = self._snapshot(SearchParams(), True)
-            codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = snap
+            codes, sf, ids, row0, ln, mask, use_mask, blocks, blk0 = self._snapshot(
+                SearchParams(), True)
             n = int(ln.sum())
             if blocks is None or n < 256:
                 return None
-            version = st.version
             _, _, qargs, native, lay, secs, tables, metric, _, n_acc = self._fused_plan()
-            store = (blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, row0, blk0, ln)
-            ex = (codes, secs, tables, sf, n_acc)
-            coarse0 = (self._ct, self._cnorm2, self.centroids, not self._is_ip)
-            key = (self._ct, self.quantizer, codec._layout_version)
-            plan = [version, st, codec, key, bool(lay.exact), {}, coarse0, qargs,
-                    native, store, ex, metric,
-                    (mask, use_mask), ids, n, np.zeros(self.fused_max_queries, np.float32)]
+            plan = _OneCallPlan(
+                key=self._one_call_key(),  # after the snapshot (packing bumps the version)
+                exact=bool(lay.exact), tunes={},
+                coarse=(self._ct, self._cnorm2, self.centroids, not self._is_ip),
+                qargs=qargs, native=native,
+                store=(blocks.reshape(-1), np.int64(lay.bstride), lay.acc_nib, row0, blk0, ln),
+                ex=(codes, secs, tables, sf, n_acc), metric=metric, flt=(mask, use_mask),
+                ids=ids, n=n, no_qn=np.zeros(self.fused_max_queries, np.float32))
             self._ocp = plan
             return plan
+
+    def _one_call_key(self):
+        """What a one-call plan depends on: the store, codec, centroids and quantizer
+        (objects) and the store's and layout's versions (values)."""
+        st, codec = self._store, self.codec
+        return (st, codec, getattr(self, "_ct", None), self.quantizer, st.version,
+                codec._layout_version)
+
+    def _one_call_key_holds(self, key):
+        now = self._one_call_key()
+        return all(a is b for a, b in zip(key[:4], now[:4])) and key[4:] == now[4:]
 
     @staticmethod
     def _segments(probes, row0, ln):

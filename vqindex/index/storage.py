@@ -153,7 +153,6 @@ class ListStore:
         # its blocks move with it (repacked lazily into a new block slot)
         self.packed[l] = 0
         self.bcap[l] = 0
-        self.touch()
 
     # ------------------------------------------------------------------ verbs
     def reserve(self, lists):

@@ -184,8 +184,8 @@ def quantize_query(lut, acc_nib, lut_max, out, scale, bias):
     o = out.ravel()  # written: must be a view (out typed C-contiguous, as every caller's is)
     if o.ctypes.data != out.ctypes.data:
         raise ValueError("quantize_query: out must be C-contiguous")
-    # float32 LUTs and float64 ones holding the same values give the same result: the
-    # extremes are exact, the ranges are taken in float64, the entries mapped in float32
+    # the extremes are exact in float32 and the ranges are taken in float64, so scale and
+    # bias are the float64 values the entries' range gives; only the mapping is float32
     mins = np.empty(m, np.float32)
     rngs = np.empty(m, np.float64)
     for j in range(m):
