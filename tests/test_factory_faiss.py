@@ -66,6 +66,25 @@ def test_faiss_spellings_are_accepted():
     assert isinstance(ref.base, vqindex.IndexFlat)
 
 
+def test_hnsw_efconstruction_from_the_string_round_trips():
+    for desc, efc in (("HNSW16_efc100,RaBitQ5", 100), ("HNSW8_efc64,Flat", 64),
+                      ("hnsw32_EFC200,EDEN4,RFlat", 200), ("HNSW16,EDEN4", 40)):
+        idx = vqindex.index_factory(D_, desc)
+        base = getattr(idx, "base", idx)
+        assert base.efConstruction == efc, desc
+        again = vqindex.index_factory(D_, idx.description)
+        assert getattr(again, "base", again).efConstruction == efc
+        assert ("_efc" in idx.description) == (efc != 40)
+    idx = vqindex.index_factory(D_, "HNSW16,EDEN4")
+    idx.efConstruction = 120  # the attribute and the string agree
+    assert idx.description == "HNSW16_efc120,EDEN4"
+    for bad in ("HNSW16_efc0,EDEN4", "HNSW16_efc70000,EDEN4"):
+        with pytest.raises(ValueError, match="efConstruction"):
+            vqindex.index_factory(D_, bad)
+    with pytest.raises(ValueError):
+        vqindex.index_factory(D_, "HNSW16_ef100,EDEN4")
+
+
 @pytest.mark.parametrize("desc,token", [
     ("IVF4096,PQ32", "PQ32"), ("OPQ16,IVF256,PQ16", "OPQ16"), ("SQ8", "SQ8"),
     ("PCA32,IVF64,Flat", "PCA32"), ("LSH", "LSH"), ("IVF64,PQ16x4fs,RFlat", "PQ16x4fs"),

@@ -93,6 +93,196 @@ def test_dot4_native_equals_numba_twin_and_reference(nbytes):
               nbytes, twin.ctypes.data, 99, 0, 0, 0) == -1
 
 
+def _planes_reference(codes, ids, q, w, pbytes):
+    """sum_p w[p] * sum of q over the set bits of plane p (int64 numpy, bits LSB first)."""
+    bits = np.unpackbits(codes[ids], axis=1, bitorder="little").astype(np.int64)
+    out = np.zeros(len(ids), np.int64)
+    for p in range(len(w)):
+        out += int(w[p]) * (bits[:, 8 * p * pbytes: 8 * (p + 1) * pbytes] @ q.astype(np.int64))
+    return out
+
+
+@pytest.mark.parametrize("pbytes,P", [(48, 5), (48, 8), (49, 3), (6, 1), (1, 2), (100, 4)])
+def test_planes_native_equals_numba_twin_and_reference(pbytes, P):
+    import ctypes
+    rng = np.random.default_rng(pbytes * 10 + P)
+    stride = P * pbytes + 3  # rows wider than the planes: the stride is honoured
+    codes = rng.integers(0, 256, (300, stride), dtype=np.uint8)
+    codes[0, : P * pbytes] = 255  # every bit set: the largest sums
+    ids = rng.integers(0, 300, 65).astype(np.int32)
+    ids[:3] = 0
+    qn = 8 * pbytes
+    q = np.zeros(64 * ((pbytes + 7) // 8), np.int8)
+    q[:qn] = rng.integers(-127, 128, qn)
+    q[:qn // 2] = 127  # extreme values: no saturation anywhere
+    w = rng.integers(1, 129, P).astype(np.uint8)
+    w[0] = 128
+    ref = _planes_reference(codes[:, : P * pbytes], ids, q[:qn], w, pbytes)
+    twin = np.zeros(len(ids), np.int32)
+    G.planes_numba(codes, 0, ids, len(ids), q, w, pbytes, twin)
+    np.testing.assert_array_equal(twin, ref)
+    addr = H._graph_planes_address()
+    if not addr:
+        pytest.skip("native library without vq_graph_planes (numba twin only)")
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 12))(addr)
+    have = int(vqindex.kernels.native.lib.vq_graph_planes_backends())
+    ran = 0
+    for backend in (0, 1, 2, 3):
+        if backend and not have & (1 << backend):
+            continue
+        for cnt in (len(ids), 1, 2, 3):  # odd counts: the kernels' pair loops and tails
+            out = np.full(len(ids), -7, np.int32)
+            rc = fn(codes.ctypes.data, stride, ids.ctypes.data, cnt, q.ctypes.data,
+                    w.ctypes.data, P, pbytes, out.ctypes.data, backend, 0, 0)
+            assert rc == 0
+            np.testing.assert_array_equal(out[:cnt], ref[:cnt], err_msg=f"backend {backend}")
+            assert np.all(out[cnt:] == -7)
+        ran += 1
+    assert ran >= 2
+    assert fn(codes.ctypes.data, stride, ids.ctypes.data, 1, q.ctypes.data, w.ctypes.data,
+              P, pbytes, twin.ctypes.data, 99, 0, 0) == -1
+
+
+@pytest.mark.parametrize("pbytes,P", [(48, 5), (49, 3), (6, 1), (1, 2), (3, 8)])
+def test_planes_f32_native_equals_numba_twin_bit_for_bit(pbytes, P):
+    import ctypes
+    rng = np.random.default_rng(pbytes * 7 + P)
+    stride = P * pbytes + 5
+    codes = rng.integers(0, 256, (200, stride), dtype=np.uint8)
+    ids = rng.integers(0, 200, 33).astype(np.int32)
+    v = np.zeros(16 * ((pbytes + 1) // 2), np.float32)
+    v[: 8 * pbytes] = rng.standard_normal(8 * pbytes)
+    steps = (rng.random(P) * 4 + 0.1).astype(np.float32)
+    bits = np.unpackbits(codes[ids, : P * pbytes], axis=1, bitorder="little")
+    bits = bits.reshape(len(ids), P, 8 * pbytes).astype(np.float64)
+    ref = np.einsum("p,npj,j->n", steps.astype(np.float64), bits,
+                    v[: 8 * pbytes].astype(np.float64))
+    twin = np.zeros(len(ids), np.float32)
+    G.planes_f32_numba(codes, 0, ids, len(ids), v, steps, pbytes, twin)
+    np.testing.assert_allclose(twin, ref, rtol=1e-5, atol=1e-5 * np.abs(v).sum() * steps.sum())
+    addr = H._graph_kernel_address("vq_graph_planes_f32")
+    if not addr:
+        pytest.skip("native library without vq_graph_planes_f32 (numba twin only)")
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 12))(addr)
+    have = int(vqindex.kernels.native.lib.vq_graph_planes_backends())
+    ran = 0
+    for backend in (0, 1, 2, 3):
+        if backend and not have & (1 << backend):
+            continue
+        out = np.full(len(ids), -7, np.float32)
+        rc = fn(codes.ctypes.data, stride, ids.ctypes.data, len(ids), v.ctypes.data,
+                steps.ctypes.data, P, pbytes, out.ctypes.data, backend, 0, 0)
+        assert rc == 0
+        np.testing.assert_array_equal(out, twin, err_msg=f"backend {backend}")  # same bits
+        ran += 1
+    assert ran >= 2
+    assert fn(codes.ctypes.data, stride, ids.ctypes.data, 1, v.ctypes.data, steps.ctypes.data,
+              P, pbytes, out.ctypes.data, 99, 0, 0) == -1
+
+
+def test_planes_plan_of_rabitq_and_refusals():
+    for bits in (1, 3, 5, 8):
+        idx = vqindex.index_factory(64, f"HNSW8,RaBitQ{bits}")
+        idx.train(np.random.default_rng(0).standard_normal((300, 64)).astype(np.float32))
+        secs, tables = idx.codec.exact_tables
+        plan = H._planes_plan(secs, tables, idx.codec.n_acc)
+        assert plan is not None, bits
+        w, pbytes, off0, t0sum, unit = plan
+        assert len(w) == bits and pbytes * 8 == secs[0, 2] and off0 == 0
+        # the plan reproduces every level's value: t0sum + unit * sum_p w_p bit_p
+        for level in range(1 << bits):
+            got = t0sum + unit * sum(int(w[p]) for p in range(bits) if level >> p & 1)
+            want = sum(float(tables[secs[p, 5] + (level >> p & 1)]) for p in range(bits))
+            assert abs(got - want) <= 1e-5 * max(1.0, abs(want))
+        assert idx._hop_setup()[0] == G.HOP_PLANES
+    secs = np.array([[0, 1, 64, 0, 0, 0, 1], [8, 1, 64, 0, 0, 2, 1]], np.int64)
+    assert H._planes_plan(secs, np.array([0, 1, 0, 2.5], np.float32), 1) is None  # 2.5
+    assert H._planes_plan(secs, np.array([0, 1, 0, 200], np.float32), 1) is None  # > 128
+    assert H._planes_plan(secs, np.array([0, 1, 1, 0], np.float32), 1) is None  # < 0
+    assert H._planes_plan(secs, np.array([0, 1, 0, 2], np.float32), 2) is None  # 2 accs
+    gap = secs.copy()
+    gap[1, 0] = 9
+    assert H._planes_plan(gap, np.array([0, 1, 0, 2], np.float32), 1) is None
+    for idx_s in ("HNSW8,EDEN4", "HNSW8,BQ4", "HNSW8,TQprod3"):
+        idx = vqindex.index_factory(64, idx_s)
+        idx.train(np.random.default_rng(0).standard_normal((300, 64)).astype(np.float32))
+        secs, tables = idx.codec.exact_tables
+        assert H._planes_plan(secs, tables, idx.codec.n_acc) is None, idx_s
+
+
+@pytest.fixture(scope="module")
+def rabitq(minilm):
+    idx = vqindex.index_factory(384, "HNSW16,RaBitQ5", COS)
+    idx.add(minilm[0])
+    return idx
+
+
+def test_plane_hops_recall_and_distances(rabitq, minilm):
+    # Measured (5000 x 384, 200 queries): plane hops and byte-table hops (exact keys) reach
+    # the same recall at efSearch 32 and 128 within 0.005; tolerance 0.01 (one neighbour of
+    # ten on 10 % of the queries); at efSearch = ntotal the graph search scores every
+    # reachable node, so ids equal the flat scan's and distances are the exact estimates.
+    xb, xq, gt = minilm
+    assert rabitq._hop_setup()[0] == G.HOP_PLANES
+    res = {}
+    for planes in (True, False):
+        rabitq.plane_hops = planes
+        rabitq._hop = None
+        try:
+            res[planes] = [rabitq.search(xq, 10, params=SearchParams(efSearch=ef))
+                           for ef in (32, 128)]
+        finally:
+            rabitq.plane_hops = True
+            rabitq._hop = None
+    assert rabitq._hop_setup()[0] == G.HOP_PLANES
+    for j in range(2):
+        assert abs(recall(res[True][j][1], gt) - recall(res[False][j][1], gt)) <= 0.01
+    assert recall(res[True][1][1], gt) >= 0.9
+    flat = vqindex.IndexFlatCodes(384, rabitq.codec, COS)
+    flat.add(xb)
+    Df, If = flat.search(xq[:20], 10)
+    Dh, Ih = rabitq.search(xq[:20], 10, params=SearchParams(efSearch=rabitq.ntotal))
+    np.testing.assert_array_equal(Ih, If)
+    np.testing.assert_allclose(Dh, Df, rtol=1e-5, atol=1e-5)
+    # a 1 % filter scans the allowed rows with plane keys; ef = every allowed row rescored
+    allow = np.random.default_rng(2).choice(5000, 50, replace=False)
+    Dfa, Ifa = flat.search(xq[:20], 10, params=SearchParams(filter=allow))
+    Dha, Iha = rabitq.search(xq[:20], 10, params=SearchParams(filter=allow, efSearch=50))
+    np.testing.assert_array_equal(Iha, Ifa)
+    np.testing.assert_allclose(Dha, Dfa, rtol=1e-5, atol=1e-5)
+
+
+def test_plane_hop_estimate_within_rounding_bound(rabitq, minilm):
+    # integer keys: exact - approx = s_t sum_p w_p sum_{set bits} (v_j - s_q q_j), each term
+    # within s_q / 2: bounded by s_t s_q / 2 sum_p w_p popcount_p (plus float32 slack)
+    mode, w, pbytes, off, t0sum, unit = rabitq._hop_setup()
+    secs, tables = rabitq.codec.exact_tables
+    qt = rabitq.codec._prepare_trusted(rabitq._prep(minilm[1][:40]), 1)
+    v = qt.spaces[0]
+    n = 400
+    codes = np.ascontiguousarray(rabitq._cbuf[:n])
+    ids = np.arange(n, dtype=np.int32)
+    bits = np.unpackbits(codes[:, off: off + len(w) * pbytes], axis=1, bitorder="little")
+    bits = bits.reshape(n, len(w), 8 * pbytes).astype(np.float64)
+    worst = 0.0
+    for qi in range(v.shape[0]):
+        qa = np.zeros(64 * ((pbytes + 7) // 8), np.int8)
+        sq = G.quantize_query_plain(v[qi], 8 * pbytes, qa)
+        dots = np.zeros(n, np.int32)
+        G.planes_numba(codes, off, ids, n, qa, w, pbytes, dots)
+        vv = v[qi, : 8 * pbytes].astype(np.float64)
+        approx = t0sum * vv.sum() + unit * sq * dots.astype(np.float64)
+        t0 = np.array([tables[secs[p, 5]] for p in range(len(w))], np.float64)
+        t1 = np.array([tables[secs[p, 5] + 1] for p in range(len(w))], np.float64)
+        exact = (t0.sum() * vv.sum()
+                 + np.einsum("p,npj,j->n", t1 - t0, bits, vv))
+        bound = (unit * sq / 2 * np.einsum("p,np->n", w.astype(np.float64), bits.sum(2))
+                 + 1e-4 * np.abs(exact).max())
+        assert np.all(np.abs(exact - approx) <= bound)
+        worst = max(worst, float(np.max(np.abs(exact - approx) / bound)))
+    assert worst > 0.01  # the bound is not vacuous
+
+
 def test_integer_hop_estimate_within_rounding_bound(eden, minilm):
     # exact - approx = s_t sum_j u_j r_j + sum_j e_j v_j with |r_j| <= s_q / 2 (query
     # rounding) and |e_j| <= s_t / 2 (level rounding): bounded by
@@ -500,6 +690,7 @@ def test_byte_hop_keys_equal_the_exact_estimator(minilm, codec, metric):
     block fields, RaBitQ bit planes, 2-bit scalar fields, and two accumulators (TQprod)."""
     xb, xq, _ = minilm
     idx = vqindex.index_factory(384, f"HNSW8,{codec}", metric)
+    idx.plane_hops = False  # RaBitQ's bit planes take byte tables too when asked
     idx.train(xb[:600])
     idx.add(xb[:600])
     assert idx._hop_setup()[0] == G.HOP_BYTE
@@ -530,7 +721,8 @@ def test_byte_hop_keys_equal_the_exact_estimator(minilm, codec, metric):
 def test_byte_hop_modes():
     """One coordinate a byte (EDEN8) keeps the exact estimator (a table lookup would replace
     one multiply-add and cost more, measured); fields across bytes (TQprod4's 3-bit section)
-    cannot use byte tables; EDEN4 keeps the int8 nibble kernel; byte_hops=False opts out."""
+    cannot use byte tables; EDEN4 keeps the int8 nibble kernel; RaBitQ's bit planes take the
+    integer plane kernel (plane_hops=False: byte tables); byte_hops=False opts out."""
     def mode(desc, **kw):
         idx = vqindex.index_factory(64, desc)
         for k, v in kw.items():
@@ -540,7 +732,9 @@ def test_byte_hop_modes():
     assert mode("HNSW8,TQprod4") == G.HOP_EXACT
     assert mode("HNSW8,EDEN4") == G.HOP_NIBBLE
     assert mode("HNSW8,BQ4") == G.HOP_BYTE
-    assert mode("HNSW8,RaBitQ8") == G.HOP_BYTE
+    assert mode("HNSW8,RaBitQ8") == G.HOP_PLANES
+    assert mode("HNSW8,RaBitQ8", plane_hops=False) == G.HOP_BYTE
+    assert mode("HNSW8,RaBitQ8", plane_hops=False, byte_hops=False) == G.HOP_EXACT
     assert mode("HNSW8,BQ4", byte_hops=False) == G.HOP_EXACT
 
 
@@ -551,9 +745,11 @@ def test_byte_hop_search_equals_exact_hop_search(minilm, codec):
     neighbours: at most 1 in 200) and the same distances to 1e-5."""
     xb, xq, _ = minilm
     idx = vqindex.index_factory(384, f"HNSW16,{codec}", COS)
+    idx.plane_hops = False
     idx.train(xb)
     idx.add(xb)
     P = SearchParams(efSearch=48, num_threads=1)
+    assert idx._hop_setup()[0] == G.HOP_BYTE
     Db, Ib = idx.search(xq, 10, params=P)
     idx.byte_hops = False
     idx._hop = None

@@ -17,8 +17,8 @@ __all__ = ["codec_factory", "index_factory", "parse_codec", "describe_index", "f
 #: the accepted codec tokens, one entry per registry family
 CODEC_SPELLINGS = tuple(spec.spelling for spec in CODECS)
 
-INDEX_GRAMMAR = ("[IDMap,|IDMap2,] [RR,|HR,] [IVF<nlist>, | HNSW<M>,] <codec> | Flat "
-                 "[,RFlat | ,Refine(Flat)]")
+INDEX_GRAMMAR = ("[IDMap,|IDMap2,] [RR,|HR,] [IVF<nlist>, | HNSW<M>[_efc<n>],] <codec> "
+                 "| Flat [,RFlat | ,Refine(Flat)]")
 
 #: bounds checked before anything is allocated
 MAX_NLIST = 1 << 24
@@ -26,7 +26,7 @@ MAX_HNSW_M = 512
 MAX_DIM = 1 << 20
 
 _IVF = re.compile(r"^IVF(\d+)$", re.I)
-_HNSW = re.compile(r"^HNSW(\d+)?$", re.I)
+_HNSW = re.compile(r"^HNSW(\d+)?(?:_efc(\d+))?$", re.I)
 
 
 def _errors():
@@ -165,7 +165,11 @@ def index_factory(d: int, description: str, metric: "Union[int, str, None]" = No
             M = int(m.group(1) or 32)
             if not 2 <= M <= MAX_HNSW_M:
                 raise _value_error(f"HNSW M in {tok!r} must be in [2, {MAX_HNSW_M}], got {M}")
-            structure = ("hnsw", M)
+            efc = int(m.group(2)) if m.group(2) is not None else 40
+            if not 1 <= efc <= 1 << 16:
+                raise _value_error(f"HNSW efConstruction in {tok!r} must be in [1, 65536], "
+                                   f"got {efc}")
+            structure = ("hnsw", M, efc)
             continue
         if storage is None:
             if up == "FLAT":
@@ -194,14 +198,14 @@ def index_factory(d: int, description: str, metric: "Union[int, str, None]" = No
         elif structure[0] == "ivf":
             index = IndexIVFFlat(d, structure[1], metric)
         else:
-            index = IndexHNSWFlat(d, structure[1], metric)
+            index = IndexHNSWFlat(d, structure[1], metric, efConstruction=structure[2])
     elif structure is None:
         index = IndexFlatCodes(d, storage, metric)
     elif structure[0] == "ivf":
         index = IndexIVFCodes(d, storage, structure[1], metric)
     else:
         from .index.hnsw import IndexHNSWCodes
-        index = IndexHNSWCodes(d, storage, structure[1], metric)
+        index = IndexHNSWCodes(d, storage, structure[1], metric, efConstruction=structure[2])
     if refine:
         index = IndexRefine(index)
     return index
@@ -225,7 +229,7 @@ def describe_index(index) -> str:
     if isinstance(index, IndexIVFFlat):
         return f"IVF{index.nlist},Flat"
     if isinstance(index, IndexHNSWFlat):
-        return f"HNSW{index.M},Flat"
+        return f"HNSW{index.M}{_efc_suffix(index)},Flat"
     codec = getattr(index, "codec", None)
     if codec is None:
         raise _type_error(f"cannot describe an index of type {type(index).__name__}")
@@ -235,8 +239,14 @@ def describe_index(index) -> str:
     if isinstance(index, IndexFlatCodes):
         return f"{prefix}{codec.name}"
     if hasattr(index, "M") and hasattr(index, "graph_arrays"):
-        return f"{prefix}HNSW{index.M},{codec.name}"
+        return f"{prefix}HNSW{index.M}{_efc_suffix(index)},{codec.name}"
     raise _type_error(f"cannot describe an index of type {type(index).__name__}")
+
+
+def _efc_suffix(index):
+    """'_efc<n>' of an HNSW index whose efConstruction is not the default 40, else ''."""
+    efc = int(index.efConstruction)
+    return "" if efc == 40 else f"_efc{efc}"
 
 
 def factory_help() -> str:
@@ -247,7 +257,8 @@ def factory_help() -> str:
         "  IDMap, / IDMap2,  accepted and ignored: every vqindex index stores int64 ids",
         "  RR, / HR,         dense Haar / fast (default) random rotation of the codec",
         f"  IVF<nlist>,       k-means coarse lists (nlist 1..{MAX_NLIST})",
-        f"  HNSW<M>,          HNSW graph (M 2..{MAX_HNSW_M}; 'HNSW32' alone = 'HNSW32,Flat')",
+        f"  HNSW<M>[_efc<n>], HNSW graph (M 2..{MAX_HNSW_M}; efConstruction n, default 40;",
+        "                    'HNSW32' alone = 'HNSW32,Flat')",
         "  Flat              exact float32 storage (works with IVF and HNSW too)",
         "  ,RFlat / ,Refine(Flat)  rerank k_factor*k candidates with exact float distances",
         "examples: 'IVF1024,BQ4,Refine(Flat)', 'HNSW32,RaBitQ4', 'EDEN4', 'IVF256,Flat',",

@@ -75,6 +75,10 @@ class IndexHNSWCodes(IndexCodes):
     #: per-query byte tables (kernels.graph HOP_BYTE); False: the exact estimator per
     #: neighbour (same keys up to float rounding)
     byte_hops = True
+    #: codes of 1-bit planes with integer step ratios (RaBitQ) hop on an int8 query and the
+    #: masked-byte integer kernel (kernels.graph HOP_PLANES) and rescore the ef list exactly;
+    #: False: they take the byte tables (or the exact estimator without byte_hops)
+    plane_hops = True
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
 
@@ -441,6 +445,9 @@ class IndexHNSWCodes(IndexCodes):
                 st = span / 127.0 if span > 0 else 1.0
                 lut = np.round((t - tmin) / st).clip(0, 127).astype(np.uint8)
                 hop = (_graph.HOP_NIBBLE, lut, int(secs[0, 2]) // 2, int(secs[0, 0]), tmin, st)
+            elif self.plane_hops and _planes_plan(secs, tables, self.codec.n_acc) is not None:
+                w, pbytes, off0, t0sum, unit = _planes_plan(secs, tables, self.codec.n_acc)
+                hop = (_graph.HOP_PLANES, w, pbytes, off0, t0sum, unit)
             elif self.byte_hops:
                 plan = _byte_plan(secs, self.codec.n_acc)
                 if plan is not None:
@@ -517,10 +524,12 @@ class IndexHNSWCodes(IndexCodes):
             if self._scan_instead(allowed, n, ef):
                 scan_rows = np.flatnonzero(mask).astype(np.int32)
         mode, lut, nbytes, off, tmin, st = self._hop_setup()
-        fptr = _graph_dot4_address() if mode == _graph.HOP_NIBBLE else 0
+        fptr = (_graph_dot4_address() if mode == _graph.HOP_NIBBLE else
+                _graph_planes_address() if mode == _graph.HOP_PLANES else 0)
         bplan = self._byte_sections() if mode == _graph.HOP_BYTE else np.zeros((0, 7), np.int64)
-        hop = (np.int64(mode), np.int64(fptr), np.int64(0), lut, np.int64(nbytes),
-               np.int64(off), np.float32(tmin), np.float32(st), bplan)
+        fptr2 = _graph_kernel_address("vq_graph_planes_f32") if mode == _graph.HOP_PLANES else 0
+        hop = (np.int64(mode), np.int64(fptr), np.int64(fptr2), np.int64(0), lut,
+               np.int64(nbytes), np.int64(off), np.float32(tmin), np.float32(st), bplan)
         secs, tables = self.codec.exact_tables
         exact = (codes, secs, tables, queries.spaces, sf, np.int64(self.codec.n_acc))
         qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
@@ -600,24 +609,67 @@ def _as_c(v, dtype):
     return np.ascontiguousarray(v, dtype)
 
 
-_DOT4 = None
+_ADDR = {}
 
 
-def _graph_dot4_address():
-    """Address of native/graph.c's vq_graph_dot4 (0: no library; the numba twin runs)."""
-    global _DOT4
-    if _DOT4 is None:
+def _graph_kernel_address(name):
+    """Address of native/graph.c's kernel `name` (0: no library, or one built before the
+    kernel existed; the numba twin runs)."""
+    addr = _ADDR.get(name)
+    if addr is None:
         import ctypes
         from ..kernels import native as _native
         addr = 0
         lib = getattr(_native, "lib", None)
         if lib is not None:
             try:
-                addr = int(ctypes.cast(lib.vq_graph_dot4, ctypes.c_void_p).value or 0)
-            except AttributeError:  # a library built before native/graph.c
+                addr = int(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0)
+            except AttributeError:
                 addr = 0
-        _DOT4 = addr
-    return _DOT4
+        _ADDR[name] = addr
+    return addr
+
+
+def _graph_dot4_address():
+    """Address of native/graph.c's vq_graph_dot4 (0: the numba twin runs)."""
+    return _graph_kernel_address("vq_graph_dot4")
+
+
+def _graph_planes_address():
+    """Address of native/graph.c's vq_graph_planes (0: the numba twin runs)."""
+    return _graph_kernel_address("vq_graph_planes")
+
+
+def _planes_plan(secs, tables, n_acc):
+    """(weights uint8 (P,), bytes per plane, offset of plane 0, sum_p t0_p, unit) when the
+    code is P >= 1 planes of 1-bit fields over the same coordinates, stored back to back,
+    whose steps t1_p - t0_p are integer multiples w_p <= 128 of one unit (kernels.graph
+    HOP_PLANES; RaBitQ's codes); else None."""
+    if n_acc != 1 or secs.shape[0] == 0 or secs.shape[0] > 16:
+        return None
+    order = np.argsort(secs[:, 0], kind="stable")
+    rows = secs[order]
+    count = int(rows[0, 2])
+    if count <= 0 or count % 8:
+        return None
+    pbytes = count // 8
+    off0 = int(rows[0, 0])
+    t0 = np.empty(len(rows), np.float64)
+    step = np.empty(len(rows), np.float64)
+    for p, (off, width, cnt, acc, space, toff, c) in enumerate(rows):
+        if (int(width) != 1 or int(c) != 1 or int(acc) != 0 or int(space) != 0
+                or int(cnt) != count or int(off) != off0 + p * pbytes):
+            return None
+        t0[p] = float(tables[int(toff)])
+        step[p] = float(tables[int(toff) + 1]) - t0[p]
+    if not np.all(np.isfinite(step)) or np.any(step <= 0):
+        return None
+    unit = float(step.min())
+    w = step / unit
+    wr = np.round(w)
+    if np.any(np.abs(w - wr) > 1e-6 * wr) or wr.max() > 128:
+        return None
+    return wr.astype(np.uint8), pbytes, off0, float(t0.sum()), unit
 
 
 def _check_graph(g, n, M, cum):

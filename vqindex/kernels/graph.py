@@ -22,6 +22,15 @@ the exact estimator (driver.exact_accs / estimate) and the top k returned. Per-h
   sum_j u[l_j] q_j, the integer sum from native/graph.c's vq_graph_dot4 (AVX2: one byte
   shuffle maps 64 fields to their levels, vpmaddubsw / vpmaddwd sum them) or its numba twin
   `dot4_numba` (same integers).
+* mode HOP_PLANES: codes of P 1-bit planes over the same coordinates (RaBitQ's extended
+  codes: plane p holds bit p of every coordinate's level, with the two values t0_p, t1_p):
+  <t(code), v> = sum_p t0_p sum(v) + sum_p (t1_p - t0_p) sum_{j: bit j of plane p} v_j. The
+  index uses it when the steps t1_p - t0_p are integer multiples w_p <= 128 of one unit
+  s_t; the query is quantized once to int8 (natural order, scale max|v| / 127) and
+  sum_p w_p sum_{set bits} q_j comes from native/graph.c's vq_graph_planes (AVX-512 VNNI:
+  a masked byte move selects 64 query bytes per plane word, vpdpbusd weights and sums them;
+  AVX2: bits spread to byte masks) or its numba twin `planes_numba` (same integers). Keys
+  are estimates, so the ef list is rescored exactly (as with HOP_NIBBLE).
 * mode HOP_BYTE: codes whose sections all have fields of 1, 2, 4 or 8 bits that tile the
   code's first bytes, two or more coordinates a byte (BlockQuant's 8-bit block fields,
   RaBitQ's bit planes, 2-bit codes; the index chooses, index/hnsw.py `_byte_plan`): per
@@ -51,6 +60,7 @@ from .topk import argsort_stable, heap_push, heap_sorted
 HOP_EXACT = 0
 HOP_NIBBLE = 1
 HOP_BYTE = 2
+HOP_PLANES = 3
 
 # the build's float keys only steer the graph construction (no result depends on their
 # last bits): reassociation lets LLVM vectorise the sums
@@ -350,6 +360,74 @@ def quantize_query_i8(v, count, qa):
 
 
 @njit(cache=True, nogil=True)
+def planes_numba(codes, off, ids, cnt, q, w, pbytes, out):
+    """The numba twin of vq_graph_planes (native/graph.c): out[t] = sum_p w[p] * (sum of q_j
+    over the set bits of plane p) for row ids[t], plane p at bytes off + p * pbytes."""
+    for t in range(cnt):
+        row = codes[ids[t]]
+        acc = np.int32(0)
+        for p in range(w.shape[0]):
+            o = off + p * pbytes
+            s = np.int32(0)
+            for b in range(pbytes):
+                v = np.int32(row[o + b])
+                for j in range(8):
+                    s += ((v >> j) & 1) * np.int32(q[8 * b + j])
+            acc += np.int32(w[p]) * s
+        out[t] = acc
+
+
+@njit(cache=True, nogil=True)
+def planes_f32_numba(codes, off, ids, cnt, v, steps, pbytes, out):
+    """The numba twin of vq_graph_planes_f32 (native/graph.c), the same bits: out[t] =
+    sum_p steps[p] * (sum of v_j over the set bits of plane p) for row ids[t], each plane
+    summed in 16 lanes (lane l: v[16c + l] over chunks c), the lanes added pairwise for
+    h = 8, 4, 2, 1, the planes in order."""
+    chunks = (pbytes + 1) >> 1
+    L = np.empty(16, np.float32)
+    zero = np.float32(0.0)
+    for t in range(cnt):
+        row = codes[ids[t]]
+        o = np.float32(0.0)
+        for p in range(steps.shape[0]):
+            b0 = off + p * pbytes
+            for l in range(16):
+                L[l] = zero
+            for c in range(chunks):
+                m = np.int64(row[b0 + 2 * c])
+                if 2 * c + 1 < pbytes:
+                    m |= np.int64(row[b0 + 2 * c + 1]) << 8
+                for l in range(16):
+                    L[l] = L[l] + (v[16 * c + l] if (m >> l) & 1 else zero)
+            h = 8
+            while h >= 1:
+                for l in range(h):
+                    L[l] = L[l] + L[l + h]
+                h >>= 1
+            o = o + steps[p] * L[0]
+        out[t] = o
+
+
+@njit(cache=True, nogil=True)
+def quantize_query_plain(v, count, qa):
+    """qa[:count] (int8) = v[:count] / s rounded, natural order, the rest of qa zero; returns
+    s = max|v| / 127 (1 for a zero query)."""
+    mx = np.float32(0.0)
+    for j in range(count):
+        a = abs(v[j])
+        if a > mx:
+            mx = a
+    s = mx / np.float32(127.0) if mx > 0 else np.float32(1.0)
+    inv = np.float32(1.0) / s
+    for j in range(qa.shape[0]):
+        qa[j] = 0
+    for j in range(count):
+        w = np.int64(np.round(v[j] * inv))
+        qa[j] = min(127, max(-127, w))
+    return s
+
+
+@njit(cache=True, nogil=True)
 def byte_lut(bplan, tables, vsp, q, out):
     """out[p * 256 + b] = the sum over the fields held in code byte p, when that byte has
     value b, of <codeword(field), v> (the query space of the field's section); bplan rows
@@ -453,24 +531,35 @@ def _byte_hop_keys(buf, cnt, codes, sf, blut, nbytes, pb, n_acc, add, a_ell, a_i
 @njit(cache=True, nogil=True, inline="always")
 def _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, keys, accs):
     """keys[t] = the per-hop key of node buf[t] for query q (sign applied)."""
-    mode, fptr, backend, lut, nbytes, off, tmin, st, bplan = hop
+    mode, fptr, fptr2, backend, lut, nbytes, off, tmin, st, bplan = hop
     _, secs, tables, vsp, _, n_acc = exact
     a_ell, a_ip = metric
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
     if mode == HOP_BYTE:
         _byte_hop_keys(buf, cnt, codes, sf, qs[3], nbytes, off, n_acc, add, a_ell, a_ip, sign,
                        keys)
-    elif mode == HOP_NIBBLE:
+    elif mode == HOP_NIBBLE or mode == HOP_PLANES:
         qa, scale, bias, _ = qs
         rc = np.int64(-1)
-        if fptr != 0:
-            rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off, np.int64(codes.shape[1]),
-                              np.int64(buf.ctypes.data), cnt, np.int64(qa.ctypes.data),
-                              np.int64(lut.ctypes.data), nbytes, np.int64(dots.ctypes.data),
-                              backend, np.int64(sf.ctypes.data), np.int64(4 * sf.shape[1]),
-                              np.int64(0))
-        if rc != 0:
-            dot4_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
+        if mode == HOP_NIBBLE:
+            if fptr != 0:
+                rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off,
+                                  np.int64(codes.shape[1]), np.int64(buf.ctypes.data), cnt,
+                                  np.int64(qa.ctypes.data), np.int64(lut.ctypes.data), nbytes,
+                                  np.int64(dots.ctypes.data), backend,
+                                  np.int64(sf.ctypes.data), np.int64(4 * sf.shape[1]),
+                                  np.int64(0))
+            if rc != 0:
+                dot4_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
+        else:
+            if fptr != 0:
+                rc = _call_i64x12(fptr, np.int64(codes.ctypes.data) + off,
+                                  np.int64(codes.shape[1]), np.int64(buf.ctypes.data), cnt,
+                                  np.int64(qa.ctypes.data), np.int64(lut.ctypes.data),
+                                  np.int64(lut.shape[0]), nbytes, np.int64(dots.ctypes.data),
+                                  backend, np.int64(sf.ctypes.data), np.int64(4 * sf.shape[1]))
+            if rc != 0:
+                planes_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
         for t in range(cnt):
             i = buf[t]
             acc = bias + scale * np.float32(dots[t])
@@ -494,6 +583,23 @@ def _exact_hop_keys(buf, cnt, codes, sf, secs, tables, vsp, q, accs, add, n_acc,
 
 
 @njit(cache=True, nogil=True)
+def _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, pbytes, rbuf, rsum):
+    """rsum[t] = sum_p steps[p] S_p(row res_i[t]) for t < nres (vq_graph_planes_f32 or its
+    numba twin, the same bits)."""
+    for t in range(nres):
+        rbuf[t] = res_i[t]
+    rc = np.int64(-1)
+    if fptr2 != 0:
+        rc = _call_i64x12(fptr2, np.int64(codes.ctypes.data) + off, np.int64(codes.shape[1]),
+                          np.int64(rbuf.ctypes.data), np.int64(nres),
+                          np.int64(vpad.ctypes.data), np.int64(steps.ctypes.data),
+                          np.int64(steps.shape[0]), pbytes, np.int64(rsum.ctypes.data),
+                          backend, np.int64(0), np.int64(0))
+    if rc != 0:
+        planes_f32_numba(codes, off, rbuf, nres, vpad, steps, pbytes, rsum)
+
+
+@njit(cache=True, nogil=True)
 def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
                     visited, gen, out_keys, out_pos):
     """Queries q0 .. q1-1, one thread; visited int32 (>= n_vis,) / gen int64 (1,): stamps.
@@ -503,7 +609,7 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
     ok, use_ok = flt
     codes, secs, tables, vsp, sf, n_acc = exact
     a_ell, a_ip = metric
-    mode, fptr, backend, lut, nbytes, off, tmin, st, bplan = hop
+    mode, fptr, fptr2, backend, lut, nbytes, off, tmin, st, bplan = hop
     k = out_keys.shape[1]
     sign = np.float32(1.0) if a_ip < 0 else np.float32(-1.0)
     maxdeg = cum[1]
@@ -517,10 +623,20 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
     hk = np.empty(maxdeg, np.float32)
     one = np.empty(1, np.int32)
     onek = np.empty(1, np.float32)
-    qa = np.zeros(64 * ((vsp.shape[2] + 63) // 64), np.int8)
+    qa = np.zeros(64 * ((max(vsp.shape[2], 8 * nbytes) + 63) // 64), np.int8)
     blut = np.empty(nbytes * 256 if mode == HOP_BYTE else 0, np.float32)
+    # HOP_PLANES rescoring: the plane steps t1_p - t0_p, the padded float query, the rows
+    planes = mode == HOP_PLANES
+    steps = np.zeros(lut.shape[0] if planes else 0, np.float32)
+    if planes:
+        for s in range(secs.shape[0]):
+            steps[(secs[s, 0] - off) // nbytes] = (tables[secs[s, 5] + 1]
+                                                   - tables[secs[s, 5]])
+    vpad = np.zeros(16 * ((nbytes + 1) // 2) if planes else 0, np.float32)
+    rbuf = np.empty(ef if planes else 0, np.int32)
+    rsum = np.empty(ef if planes else 0, np.float32)
     # HOP_EXACT and HOP_BYTE keys are the exact estimator's: no rescoring of the ef list
-    keyed_exactly = mode != HOP_NIBBLE
+    keyed_exactly = mode == HOP_EXACT or mode == HOP_BYTE
     top_k = np.empty(k, np.float32)
     top_i = np.empty(k, np.int64)
     g = gen[0]
@@ -536,6 +652,15 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 vs += v[j]
             scale = s * st
             bias = tmin * vs
+        elif mode == HOP_PLANES:
+            v = vsp[0, q]
+            s = quantize_query_plain(v, 8 * nbytes, qa)
+            vs = np.float32(0.0)
+            for j in range(8 * nbytes):
+                vs += v[j]
+                vpad[j] = v[j]
+            scale = s * st
+            bias = tmin * vs
         elif mode == HOP_BYTE:
             byte_lut(bplan, tables, vsp, q, blut)
         qs = (qa, scale, bias, blut)
@@ -549,9 +674,15 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 for t in range(cnt):
                     nres = heap_push(res_k, res_i, nres, hk[t], buf[t])
             size = 0
+            if planes:
+                _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, nbytes,
+                                rbuf, rsum)
             for t in range(nres):
                 i = res_i[t]
-                if keyed_exactly:
+                if planes:
+                    accs[0] = bias + rsum[t]
+                    key = sign * estimate(add, sf[i], 1, a_ell, a_ip, accs)
+                elif keyed_exactly:
                     key = res_k[t]
                 else:
                     exact_accs_call(codes[i], secs, tables, vsp, q, accs)
@@ -625,7 +756,15 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                         nres = heap_push(res_k, res_i, nres, kv, v)
         # ---- the ef list rescored exactly, top k
         size = 0
-        if keyed_exactly:
+        if planes:
+            _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, nbytes, rbuf,
+                            rsum)
+            for t in range(nres):
+                i = res_i[t]
+                accs[0] = bias + rsum[t]
+                key = sign * estimate(add, sf[i], 1, a_ell, a_ip, accs)
+                size = heap_push(top_k, top_i, size, key, i)
+        elif keyed_exactly:
             for t in range(nres):
                 size = heap_push(top_k, top_i, size, res_k[t], res_i[t])
         else:
@@ -642,7 +781,9 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
 def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows, visited,
                       gens, out_keys, out_pos):
     """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
-    queries (one visit-stamp row each). hop = (mode, fptr, backend, lut uint8 (16,), nbytes,
+    queries (one visit-stamp row each). hop = (mode, fptr, fptr2 (HOP_PLANES: the address of
+    vq_graph_planes_f32, the rescoring kernel; 0: its numba twin), backend, lut uint8 (16,;
+    HOP_PLANES: the P plane weights), nbytes (HOP_PLANES: bytes per plane),
     byte offset (HOP_BYTE: the first byte of accumulator 1), t_min, s_t, bplan int64 (S, 7):
     HOP_BYTE's sections in byte order) (module docstring); exact = (codes, secs, tables, vsp, sf,
     n_acc) as driver.exact_search; graph = (levels, offsets, neighbors, cum, entry,
