@@ -18,7 +18,8 @@ Design
   chunks of queries when num_threads > 1): greedy descent, ef-search at level 0 with fast
   per-hop estimates (4-bit scalar codes: int8 query x 7-bit levels through native/graph.c's
   AVX2 kernel or its numba twin, then the `ef` list is rescored with the exact estimator;
-  byte-aligned codes with two or more coordinates a byte: per-query byte tables, the exact
+  RaBitQ's bit planes: int8 query x weighted planes through vq_graph_planes, the `ef` list
+  rescored by vq_graph_planes_f32; other byte-aligned codes with two or more coordinates a byte: per-query byte tables, the exact
   estimate up to rounding; other codecs: the exact estimator), and the top k returned.
   ef = max(efSearch, k).
 * remove_ids: tombstones. A removed node stays in the graph for navigation, is never
@@ -445,9 +446,8 @@ class IndexHNSWCodes(IndexCodes):
                 st = span / 127.0 if span > 0 else 1.0
                 lut = np.round((t - tmin) / st).clip(0, 127).astype(np.uint8)
                 hop = (_graph.HOP_NIBBLE, lut, int(secs[0, 2]) // 2, int(secs[0, 0]), tmin, st)
-            elif self.plane_hops and _planes_plan(secs, tables, self.codec.n_acc) is not None:
-                w, pbytes, off0, t0sum, unit = _planes_plan(secs, tables, self.codec.n_acc)
-                hop = (_graph.HOP_PLANES, w, pbytes, off0, t0sum, unit)
+            elif self.plane_hops and (pp := _planes_plan(secs, tables, self.codec.n_acc)):
+                hop = (_graph.HOP_PLANES,) + pp
             elif self.byte_hops:
                 plan = _byte_plan(secs, self.codec.n_acc)
                 if plan is not None:

@@ -336,11 +336,11 @@ def dot4_numba(codes, off, ids, cnt, qa, lut, nbytes, out):
         out[t] = acc
 
 
-@njit(cache=True, nogil=True)
-def quantize_query_i8(v, count, qa):
-    """qa (int8, 64 * ceil(count / 64)): v[:count] / s rounded, arranged as vq_graph_dot4
-    reads it (qa[64c + r] = q[64c + 2r], qa[64c + 32 + r] = q[64c + 2r + 1]); returns
-    s = max|v| / 127 (1 for a zero query)."""
+@njit(cache=True, nogil=True, inline="always")
+def _quantize_i8(v, count, qa, paired):
+    """qa = v[:count] / s rounded to int8 (the rest zero) at position j (natural order) or,
+    when paired, at vq_graph_dot4's position of coordinate j; returns s = max|v| / 127 (1 for
+    a zero query)."""
     mx = np.float32(0.0)
     for j in range(count):
         a = abs(v[j])
@@ -351,12 +351,22 @@ def quantize_query_i8(v, count, qa):
     for j in range(qa.shape[0]):
         qa[j] = 0
     for j in range(count):
-        c = j >> 6
-        r = j & 63
         w = np.int64(np.round(v[j] * inv))
         w = min(127, max(-127, w))
-        qa[64 * c + (r >> 1) + 32 * (r & 1)] = w
+        if paired:
+            r = j & 63
+            qa[(j - r) + (r >> 1) + 32 * (r & 1)] = w
+        else:
+            qa[j] = w
     return s
+
+
+@njit(cache=True, nogil=True)
+def quantize_query_i8(v, count, qa):
+    """qa (int8, 64 * ceil(count / 64)): v[:count] / s rounded, arranged as vq_graph_dot4
+    reads it (qa[64c + r] = q[64c + 2r], qa[64c + 32 + r] = q[64c + 2r + 1]); returns
+    s = max|v| / 127 (1 for a zero query)."""
+    return _quantize_i8(v, count, qa, True)
 
 
 @njit(cache=True, nogil=True)
@@ -410,21 +420,9 @@ def planes_f32_numba(codes, off, ids, cnt, v, steps, pbytes, out):
 
 @njit(cache=True, nogil=True)
 def quantize_query_plain(v, count, qa):
-    """qa[:count] (int8) = v[:count] / s rounded, natural order, the rest of qa zero; returns
-    s = max|v| / 127 (1 for a zero query)."""
-    mx = np.float32(0.0)
-    for j in range(count):
-        a = abs(v[j])
-        if a > mx:
-            mx = a
-    s = mx / np.float32(127.0) if mx > 0 else np.float32(1.0)
-    inv = np.float32(1.0) / s
-    for j in range(qa.shape[0]):
-        qa[j] = 0
-    for j in range(count):
-        w = np.int64(np.round(v[j] * inv))
-        qa[j] = min(127, max(-127, w))
-    return s
+    """qa[:count] (int8) = v[:count] / s rounded, natural order (vq_graph_planes' query), the
+    rest of qa zero; returns s = max|v| / 127 (1 for a zero query)."""
+    return _quantize_i8(v, count, qa, False)
 
 
 @njit(cache=True, nogil=True)
