@@ -80,6 +80,14 @@ class IndexHNSWCodes(IndexCodes):
     #: masked-byte integer kernel (kernels.graph HOP_PLANES) and rescore the ef list exactly;
     #: False: they take the byte tables (or the exact estimator without byte_hops)
     plane_hops = True
+    #: RaBitQ codes whose plane 0 is the sign plane hop in two stages (kernels.graph
+    #: `_two_stage_keys`): every neighbour gets the 1-bit sign-plane estimate, and only
+    #: those whose lower bound (estimate - plane_sigmas x its error's standard deviation)
+    #: may enter the plane_pool x k best so far also get the full planes; the pool is
+    #: rescored exactly at the end. False: every neighbour gets the full planes
+    plane_two_stage = True
+    plane_sigmas = 2.0
+    plane_pool = 1
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
 
@@ -97,6 +105,9 @@ class IndexHNSWCodes(IndexCodes):
         self.params.efSearch = _pos_int("efSearch", efSearch)  # index.efSearch (base)
         self._visit_pool = []
         self._hop = None
+        self._rows_gen = 0
+        self._coarse_cache = None
+        self._coarse_lock = threading.Lock()
         self._clear_graph()
 
     # ------------------------------------------------------------------ storage views
@@ -105,9 +116,11 @@ class IndexHNSWCodes(IndexCodes):
     # into new arrays, so the file is never written)
     def _set_codes(self, v):
         self._cbuf = _as_c(v, np.uint8)
+        self._rows_gen = getattr(self, "_rows_gen", 0) + 1
 
     def _set_sf(self, v):
         self._sbuf = _as_c(v, np.float32)
+        self._rows_gen = getattr(self, "_rows_gen", 0) + 1
 
     def _set_ids(self, v):
         self._ibuf = _as_c(v, np.int64)
@@ -300,6 +313,7 @@ class IndexHNSWCodes(IndexCodes):
                              "_deleted", "_cap", "_n", "_entry", "_max_level", "_ndeleted"):
                     setattr(self, name, getattr(other, name))
                 self._sorted_ids = None
+                self._rows_gen += 1
             return dropped
 
     def _store_and_link(self, codes, sf, ids):
@@ -333,6 +347,7 @@ class IndexHNSWCodes(IndexCodes):
                 self._sbuf = self._sbuf[:0].copy()
                 self._ibuf = self._ibuf[:0].copy()
                 self._sorted_ids = None
+                self._rows_gen += 1
                 self._clear_graph()
 
     # ------------------------------------------------------------------ files
@@ -455,6 +470,76 @@ class IndexHNSWCodes(IndexCodes):
             self._hop = (self.codec, hop)
         return self._hop[1]
 
+    def _coarse_setup(self, mode, lut, nbytes, off, st, codes, sf, n, k, ef):
+        """The two-stage plane hops' record (rec, recf, fo, lam, kk, w1, rnd) of
+        kernels.graph.hnsw_search_codes; an empty rec turns them off."""
+        P = lut.shape[0]
+        if (mode != _graph.HOP_PLANES or not self.plane_two_stage or P < 2
+                or int(lut[0]) != int(lut[1:].astype(np.int64).sum()) + 1):
+            return (np.zeros((0, 64), np.uint8), np.zeros((0, 16), np.float32), np.int64(0),
+                    np.float32(0), np.int64(1), np.ones(1, np.uint8), np.float32(0))
+        lam = float(self.plane_sigmas)
+        if not np.isfinite(lam) or lam < 0:
+            raise ValueError(f"plane_sigmas must be a finite number >= 0, got {lam!r}")
+        pool = _pos_int("plane_pool", self.plane_pool)
+        count = 8 * int(nbytes)
+        rec, fo = self._coarse_records(codes, sf, n, lut, int(nbytes), int(off), st, count)
+        kk = min(ef, max(k, pool * k))
+        return (rec, rec.view(np.float32), np.int64(fo), np.float32(lam), np.int64(kk),
+                np.ones(1, np.uint8), np.float32(2.0 * np.sqrt(count / 24.0)))
+
+    def _coarse_records(self, codes, sf, n, lut, nbytes, off, st, count):
+        """uint8 (>= n, R) records of the sign-plane hops (kernels.graph `_two_stage_keys`),
+        one per stored row, R a multiple of 64 on 64-byte boundaries so that a hop reads one
+        cache line per neighbour at d <= 384: plane 0 (nbytes), then at float32 column fo
+        [a_ip scale, the metric's constant term, unit c_i,
+        |a_ip scale| unit ||r_i|| / sqrt(count - 1)] (c_i, ||r_i||: `plane_sign_factors`).
+        Derived from the codes (not stored in files), in capacity-doubling buffers extended
+        by the rows added since the last search: stored rows never change while the
+        generation (bumped whenever the codes are replaced) stays the same."""
+        pb = -(-nbytes // 16) * 16
+        R = -(-(pb + 16) // 64) * 64
+        fo = pb // 4
+        with self._publish_lock:
+            gen, cached = self._rows_gen, self._coarse_cache
+        if cached is not None and cached[:3] == (self.codec, gen, R) and cached[3] >= n:
+            return cached[4], fo
+        with self._coarse_lock:
+            with self._publish_lock:
+                gen, cached = self._rows_gen, self._coarse_cache
+            if cached is not None and cached[:3] == (self.codec, gen, R):
+                done, buf = cached[3], cached[4]
+            else:
+                done, buf = 0, np.zeros((0, R), np.uint8)
+            if done >= n:
+                return buf, fo
+            if n > buf.shape[0]:
+                cap = max(n, 2 * buf.shape[0], 1024)
+                raw = np.zeros(cap * R + 64, np.uint8)
+                a = (-raw.ctypes.data) % 64
+                new = raw[a: a + cap * R].reshape(cap, R)
+                new[:done] = buf[:done]
+                buf = new
+            a_ell, a_ip = self._metric_ab()
+            view = buf.view(np.float32)
+            step = 65536
+            for r0 in range(done, n, step):
+                r1 = min(n, r0 + step)
+                pf = np.empty((r1 - r0, 2), np.float64)
+                _graph.plane_sign_factors(codes[r0:r1], np.int64(off), lut, np.int64(nbytes),
+                                          np.int64(count), pf)
+                s = sf[r0:r1].astype(np.float64)
+                buf[r0:r1, :nbytes] = codes[r0:r1, off:off + nbytes]
+                view[r0:r1, fo] = a_ip * s[:, 0]
+                view[r0:r1, fo + 1] = a_ell * s[:, 1] + (1.0 - a_ell) * s[:, 2]
+                view[r0:r1, fo + 2] = st * pf[:, 0]
+                view[r0:r1, fo + 3] = (np.abs(a_ip * s[:, 0]) * st * pf[:, 1]
+                                       / np.sqrt(max(count - 1, 1)))
+            with self._publish_lock:
+                if self._rows_gen == gen:
+                    self._coarse_cache = (self.codec, gen, R, n, buf)
+            return buf, fo
+
     def _byte_sections(self):
         """HOP_BYTE's sections in byte order (int64 (S, 7); empty for the other modes),
         derived once per codec."""
@@ -528,6 +613,7 @@ class IndexHNSWCodes(IndexCodes):
                 _graph_planes_address() if mode == _graph.HOP_PLANES else 0)
         bplan = self._byte_sections() if mode == _graph.HOP_BYTE else np.zeros((0, 7), np.int64)
         fptr2 = _graph_kernel_address("vq_graph_planes_f32") if mode == _graph.HOP_PLANES else 0
+        coarse = self._coarse_setup(mode, lut, nbytes, off, st, codes, sf, n, k, ef)
         hop = (np.int64(mode), np.int64(fptr), np.int64(fptr2), np.int64(0), lut,
                np.int64(nbytes), np.int64(off), np.float32(tmin), np.float32(st), bplan)
         secs, tables = self.codec.exact_tables
@@ -542,7 +628,7 @@ class IndexHNSWCodes(IndexCodes):
         rows = min(nt, nq) if par else 1
         visited, gens = self._visit_rows(rows, n)
         with maybe_threads(nt, par):
-            _graph.hnsw_search_codes(hop, exact, self._metric_ab(), qadd, g, np.int64(n),
+            _graph.hnsw_search_codes(hop, coarse, exact, self._metric_ab(), qadd, g, np.int64(n),
                                      np.int64(ef), (mask, use_mask), scan_rows, visited, gens,
                                      keys, pos, parallel=par)
         if rows == 1:

@@ -426,6 +426,59 @@ def quantize_query_plain(v, count, qa):
 
 
 @njit(cache=True, nogil=True)
+def plane_sign_factors(codes, off, w, pbytes, count, out):
+    """The sign-plane estimate's per-row factors of P-plane codes whose plane 0 is the sign
+    plane (w[0] = 1 + sum(w[1:]), so W = sum(w) <= 255): with u_j = sum_p w_p bit_pj and
+    y_j = u_j - W/2, out[i, 0] = c_i = ||y||^2 / ||y||_1, the scalar for which c_i sign(y)
+    is exact along y (the residual r = y - c_i sign(y) is orthogonal to y), and out[i, 1] =
+    ||r|| = sqrt(c_i^2 count - ||y||^2), in weight units, over the first `count`
+    coordinates (kernels.graph HOP_PLANES, two-stage hops). Eight coordinates at a time:
+    each plane byte is spread to one byte per bit, so u of eight coordinates is one
+    weighted sum of uint64 words (no lane exceeds W <= 255)."""
+    P = w.shape[0]
+    W = np.int64(0)
+    for p in range(P):
+        W += np.int64(w[p])
+    spread = np.zeros(256, np.uint64)
+    for b in range(256):
+        v = np.uint64(0)
+        for j in range(8):
+            if (b >> j) & 1:
+                v |= np.uint64(1) << np.uint64(8 * j)
+        spread[b] = v
+    # |u - W/2| and (u - W/2)^2 by u, doubled to stay integer: |2u - W|, (2u - W)^2
+    tab1 = np.zeros(256, np.int64)
+    tab2 = np.zeros(256, np.int64)
+    for u in range(256):
+        tab1[u] = abs(2 * u - W)
+        tab2[u] = (2 * u - W) * (2 * u - W)
+    full = count >> 3
+    for i in range(codes.shape[0]):
+        row = codes[i]
+        s1 = np.int64(0)
+        s2 = np.int64(0)
+        for c in range(full):
+            acc = np.uint64(0)
+            for p in range(P):
+                acc += np.uint64(w[p]) * spread[row[off + p * pbytes + c]]
+            for j in range(8):
+                u = (acc >> np.uint64(8 * j)) & np.uint64(255)
+                s1 += tab1[u]
+                s2 += tab2[u]
+        for j in range(full * 8, count):
+            u = 0
+            for p in range(P):
+                u += np.int64(w[p]) * ((np.int64(row[off + p * pbytes + (j >> 3)]) >> (j & 7))
+                                       & 1)
+            s1 += tab1[u]
+            s2 += tab2[u]
+        c = 0.5 * np.float64(s2) / np.float64(s1) if s1 > 0 else 0.0
+        q2 = 0.25 * np.float64(s2)
+        out[i, 0] = c
+        out[i, 1] = np.sqrt(max(c * c * count - q2, 0.0))
+
+
+@njit(cache=True, nogil=True)
 def byte_lut(bplan, tables, vsp, q, out):
     """out[p * 256 + b] = the sum over the fields held in code byte p, when that byte has
     value b, of <codeword(field), v> (the query space of the field's section); bplan rows
@@ -598,8 +651,8 @@ def _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, pbytes
 
 
 @njit(cache=True, nogil=True)
-def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
-                    visited, gen, out_keys, out_pos):
+def _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt,
+                    scan_rows, visited, gen, out_keys, out_pos):
     """Queries q0 .. q1-1, one thread; visited int32 (>= n_vis,) / gen int64 (1,): stamps.
     A non-empty scan_rows (int32 storage rows) replaces the traversal by a scan of those
     rows with the same per-hop estimates (the ef best are rescored as after a traversal)."""
@@ -633,6 +686,38 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
     vpad = np.zeros(16 * ((nbytes + 1) // 2) if planes else 0, np.float32)
     rbuf = np.empty(ef if planes else 0, np.int32)
     rsum = np.empty(ef if planes else 0, np.float32)
+    # two-stage HOP_PLANES hops: sign-plane keys, full keys only for the neighbours that may
+    # enter the kk best (tk / ti: the kk best full keys, rescored at the end)
+    rec, recf, fo, lam, kk, w1, rnd = coarse
+    two = planes and rec.shape[0] > 0
+    tk = np.empty(kk if two else 0, np.float32)
+    ti = np.empty(kk if two else 0, np.int64)
+    buf2 = np.empty(maxdeg if two else 0, np.int32)
+    pos2 = np.empty(maxdeg if two else 0, np.int32)
+    dots2 = np.empty(maxdeg if two else 0, np.int32)
+    c0 = tmin + st * np.float32(0.5) * np.float32(lut.astype(np.float32).sum()) if two else \
+        np.float32(0.0)
+    # the hot loop passes raw addresses: an array handed to an inlined helper costs a pair
+    # of atomic reference-count updates per call (measured: 8% of a two-stage search)
+    lut_rest = lut[1:].copy() if two else np.zeros(0, np.uint8)
+    rec_a = np.int64(rec.ctypes.data)
+    nbr_a = np.int64(neighbors.ctypes.data)
+    rec_st = np.int64(rec.shape[1])
+    codes2_a = np.int64(codes.ctypes.data) + off + nbytes
+    codes_st = np.int64(codes.shape[1])
+    buf_a = np.int64(buf.ctypes.data)
+    buf2_a = np.int64(buf2.ctypes.data)
+    dots_a = np.int64(dots.ctypes.data)
+    dots2_a = np.int64(dots2.ctypes.data)
+    qa_a = np.int64(qa.ctypes.data)
+    w1_a = np.int64(w1.ctypes.data)
+    rest_a = np.int64(lut_rest.ctypes.data)
+    n_rest = np.int64(lut_rest.shape[0])
+    w0 = np.int32(lut[0]) if two else np.int32(0)
+    lam2 = lam * lam
+    two_s = np.float32(0.0)
+    ee = np.float32(0.0)
+    vn = np.float32(0.0)
     # HOP_EXACT and HOP_BYTE keys are the exact estimator's: no rescoring of the ef list
     keyed_exactly = mode == HOP_EXACT or mode == HOP_BYTE
     top_k = np.empty(k, np.float32)
@@ -654,11 +739,16 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
             v = vsp[0, q]
             s = quantize_query_plain(v, 8 * nbytes, qa)
             vs = np.float32(0.0)
+            vn = np.float32(0.0)
             for j in range(8 * nbytes):
                 vs += v[j]
+                vn += v[j] * v[j]
                 vpad[j] = v[j]
+            vn = np.float32(np.sqrt(vn))
             scale = s * st
             bias = tmin * vs
+            two_s = np.float32(2.0) * s
+            ee = s * rnd
         elif mode == HOP_BYTE:
             byte_lut(bplan, tables, vsp, q, blut)
         qs = (qa, scale, bias, blut)
@@ -720,10 +810,13 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                         changed = True
         # ---- ef-search at level 0
         nres = 0
+        ntop = 0
         visited[cur] = g
         ncand = _minheap_push(cand_k, cand_i, 0, curk, cur)
         if not use_ok or ok[cur] != 0:
             nres = heap_push(res_k, res_i, nres, curk, cur)
+            if two:
+                ntop = heap_push(tk, ti, ntop, curk, cur)
         b1 = cum[1]
         while ncand > 0:
             ck = cand_k[0]
@@ -732,6 +825,12 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 break
             ncand = _minheap_pop(cand_k, cand_i, ncand)
             o = offsets[c]
+            if ncand > 0:
+                # the next candidate's list, most often the next expanded (its load and
+                # this prefetch overlap with this hop's work)
+                pa = nbr_a + 4 * offsets[cand_i[0]]
+                _prefetch(pa)
+                _prefetch(pa + 4 * b1 - 4)
             cnt = 0
             for t in range(o, o + b1):
                 v = neighbors[t]
@@ -744,7 +843,53 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                 cnt += 1
             if cnt == 0:
                 continue
-            _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
+            if two:
+                thr = tk[0] if ntop == kk else np.float32(np.inf)
+                # stage 1: the sign plane of every neighbour, from its record
+                rc = np.int64(-1)
+                if fptr != 0:
+                    rc = _call_i64x12(fptr, rec_a, rec_st, buf_a, cnt, qa_a, w1_a, np.int64(1),
+                                      nbytes, dots_a, backend, np.int64(0), np.int64(0))
+                if rc != 0:
+                    planes_numba(rec, np.int64(0), buf, cnt, qa, w1, nbytes, dots)
+                ns = 0
+                for t in range(cnt):
+                    i = buf[t]
+                    f0 = recf[i, fo]
+                    f2 = recf[i, fo + 2]
+                    key1 = sign * (add + recf[i, fo + 1]
+                                   + f0 * (c0 * vs + f2 * (two_s * np.float32(dots[t]) - vs)))
+                    hk[t] = key1
+                    if use_ok and ok[i] == 0:
+                        continue
+                    dd = thr - key1
+                    if dd <= 0:
+                        e1 = recf[i, fo + 3] * vn
+                        e2 = f0 * f2 * ee
+                        if dd * dd >= lam2 * (e1 * e1 + e2 * e2):
+                            continue
+                    buf2[ns] = i
+                    pos2[ns] = t
+                    ns += 1
+                # stage 2: the other planes of the neighbours that may enter the kk best
+                if ns > 0:
+                    rc = np.int64(-1)
+                    if fptr != 0:
+                        rc = _call_i64x12(fptr, codes2_a, codes_st, buf2_a, np.int64(ns), qa_a,
+                                          rest_a, n_rest, nbytes, dots2_a, backend,
+                                          np.int64(0), np.int64(0))
+                    if rc != 0:
+                        planes_numba(codes, off + nbytes, buf2, np.int64(ns), qa, lut_rest,
+                                     nbytes, dots2)
+                    for u in range(ns):
+                        t = pos2[u]
+                        i = buf2[u]
+                        acc = bias + scale * np.float32(w0 * dots[t] + dots2[u])
+                        kf = sign * (add + recf[i, fo + 1] + recf[i, fo] * acc)
+                        hk[t] = kf
+                        ntop = heap_push(tk, ti, ntop, kf, i)
+            else:
+                _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
             for t in range(cnt):
                 kv = hk[t]
                 if nres < ef or kv < res_k[0]:
@@ -752,9 +897,17 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
                     ncand = _minheap_push(cand_k, cand_i, ncand, kv, v)
                     if not use_ok or ok[v] != 0:
                         nres = heap_push(res_k, res_i, nres, kv, v)
-        # ---- the ef list rescored exactly, top k
+        # ---- the ef list (two-stage: the kk best full keys) rescored exactly, top k
         size = 0
-        if planes:
+        if two:
+            _planes_rescore(fptr2, backend, codes, off, ti, ntop, vpad, steps, nbytes, rbuf,
+                            rsum)
+            for t in range(ntop):
+                i = ti[t]
+                accs[0] = bias + rsum[t]
+                key = sign * estimate(add, sf[i], 1, a_ell, a_ip, accs)
+                size = heap_push(top_k, top_i, size, key, i)
+        elif planes:
             _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, nbytes, rbuf,
                             rsum)
             for t in range(nres):
@@ -776,8 +929,8 @@ def _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt, sca
 
 
 @_dual
-def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows, visited,
-                      gens, out_keys, out_pos):
+def hnsw_search_codes(hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
+                      visited, gens, out_keys, out_pos):
     """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
     queries (one visit-stamp row each). hop = (mode, fptr, fptr2 (HOP_PLANES: the address of
     vq_graph_planes_f32, the rescoring kernel; 0: its numba twin), backend, lut uint8 (16,;
@@ -793,5 +946,5 @@ def hnsw_search_codes(hop, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows
         q0 = c * nq // nchunks
         q1 = (c + 1) * nq // nchunks
         if q1 > q0:
-            _search_queries(q0, q1, hop, exact, metric, qadd, graph, n_vis, ef, flt,
+            _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt,
                             scan_rows, visited[c], gens[c:c + 1], out_keys, out_pos)
