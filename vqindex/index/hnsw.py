@@ -108,6 +108,7 @@ class IndexHNSWCodes(IndexCodes):
         self._rows_gen = 0
         self._coarse_cache = None
         self._coarse_lock = threading.Lock()
+        self._plan_cache = None
         self._clear_graph()
 
     # ------------------------------------------------------------------ storage views
@@ -575,8 +576,8 @@ class IndexHNSWCodes(IndexCodes):
                     vis, gen = self._visit_pool.pop()
                     if vis.shape[1] >= n:
                         return vis, gen
-            return np.zeros((1, max(n, 1024)), np.int32), np.zeros(1, np.int64)
-        return np.zeros((rows, n), np.int32), np.zeros(rows, np.int64)
+            return np.zeros((1, max(n, 1024)), np.uint16), np.zeros(1, np.int64)
+        return np.zeros((rows, n), np.uint16), np.zeros(rows, np.int64)
 
     def _snapshot(self, p, blocks=False):
         """One consistent view for a search (array references, n, entry point; `blocks` is
@@ -594,7 +595,7 @@ class IndexHNSWCodes(IndexCodes):
     def _search_keys(self, x, k, p, snap=None):
         nt = resolve_threads(p.num_threads)
         codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p) if snap is None else snap
-        queries = self.codec._prepare_trusted(x, nt)
+        queries = self.codec._prepare_trusted(x, nt, luts=False)
         nq = len(queries)
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
         entry = graph[3]
@@ -608,6 +609,39 @@ class IndexHNSWCodes(IndexCodes):
                 return fill, np.full((nq, k), -1, np.int64)
             if self._scan_instead(allowed, n, ef):
                 scan_rows = np.flatnonzero(mask).astype(np.int32)
+        hop, coarse, static, metric, g = self._search_plan(codes, sf, n, graph, k, ef)
+        exact = (codes, static[0], static[1], queries.spaces, sf, static[2])
+        qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
+                                    np.float32)
+        keys = np.empty((nq, k), np.float32)
+        pos = np.empty((nq, k), np.int64)
+        par = nt > 1 and nq > 1
+        rows = min(nt, nq) if par else 1
+        visited, gens = self._visit_rows(rows, n)
+        with maybe_threads(nt, par):
+            _graph.hnsw_search_codes(hop, coarse, exact, metric, qadd, g, np.int64(n),
+                                     np.int64(ef), (mask, use_mask), scan_rows, visited, gens,
+                                     keys, pos, parallel=par)
+        if rows == 1:
+            with self._publish_lock:
+                if len(self._visit_pool) < 8:
+                    self._visit_pool.append((visited, gens))
+        return keys, self._rows_to_ids(pos, ids)
+
+    def _search_plan(self, codes, sf, n, graph, k, ef):
+        """(hop, coarse, (secs, tables, n_acc), metric, graph tuple) of
+        kernels.graph.hnsw_search_codes for this snapshot, k and ef: everything of a search
+        but the queries, cached while its inputs (the snapshot's arrays by identity, n, the
+        hop attributes) stay the same, so a one-query call assembles one tuple."""
+        levels, offsets, nbr, entry, max_level = graph
+        key = (self.codec, codes, sf, n, levels, offsets, nbr, entry, max_level, k, ef,
+               self.plane_hops, self.byte_hops, self.plane_two_stage, self.plane_sigmas,
+               self.plane_pool, self._rows_gen)
+        cached = self._plan_cache
+        if cached is not None and len(cached[0]) == len(key) and all(
+                a is b or (type(a) is type(b) and not isinstance(a, np.ndarray) and a == b)
+                for a, b in zip(cached[0], key)):
+            return cached[1]
         mode, lut, nbytes, off, tmin, st = self._hop_setup()
         fptr = (_graph_dot4_address() if mode == _graph.HOP_NIBBLE else
                 _graph_planes_address() if mode == _graph.HOP_PLANES else 0)
@@ -617,25 +651,12 @@ class IndexHNSWCodes(IndexCodes):
         hop = (np.int64(mode), np.int64(fptr), np.int64(fptr2), np.int64(0), lut,
                np.int64(nbytes), np.int64(off), np.float32(tmin), np.float32(st), bplan)
         secs, tables = self.codec.exact_tables
-        exact = (codes, secs, tables, queries.spaces, sf, np.int64(self.codec.n_acc))
-        qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
-                                    np.float32)
-        levels, offsets, nbr, entry, max_level = graph
         g = (levels, offsets, nbr, self._cum, np.int64(entry), np.int64(max_level))
-        keys = np.empty((nq, k), np.float32)
-        pos = np.empty((nq, k), np.int64)
-        par = nt > 1 and nq > 1
-        rows = min(nt, nq) if par else 1
-        visited, gens = self._visit_rows(rows, n)
-        with maybe_threads(nt, par):
-            _graph.hnsw_search_codes(hop, coarse, exact, self._metric_ab(), qadd, g, np.int64(n),
-                                     np.int64(ef), (mask, use_mask), scan_rows, visited, gens,
-                                     keys, pos, parallel=par)
-        if rows == 1:
-            with self._publish_lock:
-                if len(self._visit_pool) < 8:
-                    self._visit_pool.append((visited, gens))
-        return keys, self._rows_to_ids(pos, ids)
+        a_ell, a_ip = self._metric_ab()
+        plan = (hop, coarse, (secs, tables, np.int64(self.codec.n_acc)),
+                (np.float32(a_ell), np.float32(a_ip)), g)
+        self._plan_cache = (key, plan)
+        return plan
 
     def _flat_keys(self, queries, k, nt, codes, sf, ids, mask, use_mask):
         """Exact top-k of the estimates over the stored (allowed, live) codes: the driver's

@@ -805,6 +805,30 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lu
             bias[a, q] = np.float32(bi[a])
 
 
+@njit(cache=True, nogil=True)
+def rotate_queries_fast(x, rot, proj, vsp, qnorm2):
+    """The query spaces and norms of prepare_queries_fast without its LUTs (graph hops read
+    the rotated query itself): vsp (n_spaces, nq, D), qnorm2 (nq,); same arithmetic."""
+    signs, perms, p = rot
+    has_proj, psigns, pperms, pp = proj
+    nq, d = x.shape
+    dim = vsp.shape[2]
+    xr = np.zeros(dim, np.float32)
+    buf = np.empty(dim, np.float32)
+    tmp = np.empty(dim, np.float32)
+    for q in range(nq):
+        s = 0.0
+        for i in range(d):
+            xr[i] = x[q, i]
+            s += np.float64(x[q, i]) * np.float64(x[q, i])
+        for i in range(d, dim):
+            xr[i] = 0.0
+        qnorm2[q] = np.float32(s)
+        rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
+        if has_proj:
+            rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
+
+
 # --------------------------------------------------------------------------- native selection
 
 FLAG_LUT7 = 1 << 8  # backend flag of fs_scan_q: every LUT entry <= 127 (paired byte adds)
