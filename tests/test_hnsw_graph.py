@@ -757,3 +757,158 @@ def test_byte_hop_search_equals_exact_hop_search(minilm, codec):
     assert idx._hop_setup()[0] == G.HOP_EXACT
     assert np.mean(Ib == Ie) >= 0.995
     np.testing.assert_allclose(Db, De, rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- two-stage hops
+
+@pytest.mark.parametrize("P,count", [(5, 384), (8, 64), (2, 24), (7, 200)])
+def test_plane_sign_factors_equal_a_numpy_reference(P, count):
+    # plane 0 is the sign plane (w0 = 1 + sum of the others: RaBitQ's extended codes);
+    # P = 8 reaches W = 255, the largest sum a byte lane of the kernel holds
+    rng = np.random.default_rng(P)
+    pbytes = count // 8
+    w = np.array([2 ** (P - 1)] + [2 ** p for p in range(P - 1)], np.uint8)
+    off = 3
+    codes = rng.integers(0, 256, (300, off + P * pbytes + 2), dtype=np.uint8)
+    codes[0, off: off + P * pbytes] = 0  # every u_j = 0: y = -W/2 everywhere, r = 0
+    out = np.empty((300, 2), np.float64)
+    G.plane_sign_factors(codes, np.int64(off), w, np.int64(pbytes), np.int64(count), out)
+    bits = np.stack([np.unpackbits(codes[:, off + p * pbytes: off + (p + 1) * pbytes], axis=1,
+                                   bitorder="little")[:, :count] for p in range(P)])
+    u = np.einsum("p,pnj->nj", w.astype(np.float64), bits)
+    y = np.abs(u - w.astype(np.float64).sum() / 2)
+    c = (y ** 2).sum(1) / y.sum(1)
+    r = np.sqrt(np.maximum(c * c * count - (y ** 2).sum(1), 0))
+    np.testing.assert_allclose(out[:, 0], c, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 1], r, rtol=1e-9, atol=1e-9)
+    assert out[0, 1] == 0 and out[0, 0] == (int(w.astype(np.int64).sum()) / 2)
+
+
+def _sign_keys(idx, x):
+    """The two-stage search's sign-plane keys, full hop keys and error scales of every
+    stored row for queries x (float64, the kernel's formulas; kernels.graph module doc)."""
+    n = idx.ntotal
+    mode, lut, nbytes, off, tmin, st = idx._hop_setup()
+    rec, recf, fo, lam, kk, w1, rnd = idx._coarse_setup(mode, lut, nbytes, off, st, idx._cbuf,
+                                                        idx._sbuf, n, 10, 64)
+    qt = idx.codec._prepare_trusted(idx._prep(x), 1, luts=False)
+    a_ell, a_ip = idx._metric_ab()
+    sign = 1.0 if a_ip < 0 else -1.0
+    qadd = qt.qdotc if idx._is_ip else qt.qnorm2
+    c0 = tmin + st * 0.5 * lut.astype(np.float64).sum()
+    ids = np.arange(n, dtype=np.int32)
+    f = recf[:n, fo:fo + 4].astype(np.float64)
+    out = []
+    for q in range(x.shape[0]):
+        v = qt.spaces[0][q]
+        qa = np.zeros(64 * ((8 * nbytes + 63) // 64), np.int8)
+        s = G.quantize_query_plain(v, 8 * nbytes, qa)
+        d1, df = np.empty(n, np.int32), np.empty(n, np.int32)
+        G.planes_numba(rec, 0, ids, n, qa, w1, nbytes, d1)
+        G.planes_numba(np.ascontiguousarray(idx._cbuf[:n]), off, ids, n, qa, lut, nbytes, df)
+        vv = v[:8 * nbytes].astype(np.float64)
+        vs, vn = vv.sum(), np.sqrt((vv ** 2).sum())
+        key1 = sign * (qadd[q] + f[:, 1] + f[:, 0] * (c0 * vs + f[:, 2] * (2 * s * d1 - vs)))
+        keyf = sign * (qadd[q] + f[:, 1] + f[:, 0] * (tmin * vs + st * s * df))
+        err = np.sqrt((f[:, 3] * vn) ** 2 + (f[:, 0] * f[:, 2] * s * rnd) ** 2)
+        out.append((key1, keyf, err))
+    return out
+
+
+@pytest.mark.parametrize("codec,metric", [("RaBitQ5", COS), ("RaBitQ7", vqindex.METRIC_L2),
+                                          ("RaBitQ3", vqindex.METRIC_INNER_PRODUCT)])
+def test_sign_plane_bound_fails_at_the_gaussian_rate(minilm, codec, metric):
+    # Under the random rotation the residual r_i = y_i - c_i sign(y_i) points in a random
+    # direction orthogonal to y_i, so <r_i, v> ~ N(0, ||r_i||^2 ||v||^2 / (D - 1)); with the
+    # query's rounding term the full key falls below key1 - lam err at the Gaussian tail
+    # rate Phi(-lam). Measured (5000 x 384, 200 queries, the three codecs / metrics):
+    # 0.95-1.03 x Phi(-lam) at lam = 1, 2 and 0.8-0.9 x at lam = 3. Tolerance: 0.75-1.25 x
+    # at lam 1 and 2 (the 10^6 pairs are correlated within a query), 0.3-2 x at lam 3; a
+    # wrong factor (a missing sqrt(D - 1), a dropped term) moves the rate by far more.
+    from math import erf, sqrt
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, f"HNSW16,{codec}", metric)
+    idx.train(xb)
+    idx.add(xb)
+    rows = _sign_keys(idx, xq[:100])
+    tot = sum(k1.shape[0] for k1, _, _ in rows)
+    for lam, lo, hi in ((1.0, 0.75, 1.25), (2.0, 0.75, 1.25), (3.0, 0.3, 2.0)):
+        rate = sum(int((kf < k1 - lam * e).sum()) for k1, kf, e in rows) / tot
+        tail = 0.5 * (1 - erf(lam / sqrt(2)))
+        assert lo * tail <= rate <= hi * tail, (lam, rate, tail)
+
+
+def test_two_stage_hops_recall_distances_and_filters(rabitq, minilm):
+    # Measured (5000 x 384, 200 queries, RaBitQ3/5/8): two-stage hops and full plane hops
+    # reach the same recall within 0.005 at efSearch 16, 32 and 128; tolerance 0.01. The
+    # returned distances are the exact estimates (the pool is rescored from the full code).
+    xb, xq, gt = minilm
+    assert rabitq.plane_two_stage and rabitq._hop_setup()[0] == G.HOP_PLANES
+    res = {}
+    for two in (True, False):
+        rabitq.plane_two_stage = two
+        try:
+            res[two] = [rabitq.search(xq, 10, params=SearchParams(efSearch=ef))
+                        for ef in (16, 32, 128)]
+        finally:
+            rabitq.plane_two_stage = True
+    for j in range(3):
+        assert abs(recall(res[True][j][1], gt) - recall(res[False][j][1], gt)) <= 0.01
+    assert recall(res[True][2][1], gt) >= 0.9
+    # two-stage really ran: the records exist and hold plane 0 of every row
+    cache = rabitq._coarse_cache
+    assert cache is not None and cache[3] == rabitq.ntotal
+    mode, lut, nbytes, off, _, _ = rabitq._hop_setup()
+    np.testing.assert_array_equal(cache[4][: rabitq.ntotal, :nbytes],
+                                  rabitq._cbuf[: rabitq.ntotal, off: off + nbytes])
+    flat = vqindex.IndexFlatCodes(384, rabitq.codec, COS)
+    flat.add(xb)
+    Df, If = flat.search(xq[:10], xb.shape[0])
+    Dh, Ih = res[True][1]
+    for q in range(10):
+        ref = dict(zip(If[q].tolist(), Df[q].tolist()))
+        np.testing.assert_allclose(Dh[q], [ref[i] for i in Ih[q]], rtol=1e-5, atol=1e-5)
+    # a filter inside the traversal (half the ids): only allowed ids, k of them
+    allow = np.random.default_rng(3).choice(xb.shape[0], xb.shape[0] // 2, replace=False)
+    D, I = rabitq.search(xq, 10, params=SearchParams(filter=allow, efSearch=32))
+    assert np.isin(I, allow).all() and (I >= 0).all()
+    ref = flat.search(xq, 10, params=SearchParams(filter=allow))[1]
+    assert recall(I, ref) >= 0.85
+
+
+def test_two_stage_records_follow_adds_removals_and_resets(minilm):
+    # the records are derived lazily: rows added after a search are appended, a compact or
+    # reset starts over; every state searches as a freshly derived one does
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, "HNSW16,RaBitQ5", COS)
+    idx.add(xb[:2000])
+    p = SearchParams(efSearch=32)
+    idx.search(xq[:5], 10, params=p)
+    assert idx._coarse_cache[3] == 2000
+
+    def fresh():
+        idx._coarse_cache = None
+        idx._plan_cache = None
+        return idx.search(xq, 10, params=p)
+
+    idx.add(xb[2000:3500])
+    got = idx.search(xq, 10, params=p)
+    assert idx._coarse_cache[3] == 3500
+    ref = fresh()
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_array_equal(got[0], ref[0])
+    idx.remove_ids(np.arange(0, 3500, 3))
+    idx.compact()
+    got = idx.search(xq, 10, params=p)
+    assert idx._coarse_cache[3] == idx.ntotal
+    np.testing.assert_array_equal(got[1], fresh()[1])
+    assert not np.isin(got[1], np.arange(0, 3500, 3)).any()
+    idx.reset()
+    idx.add(xb[:1000])
+    got = idx.search(xq, 10, params=p)
+    np.testing.assert_array_equal(got[1], fresh()[1])
+    for name, bad in (("plane_sigmas", -1.0), ("plane_sigmas", float("nan")),
+                      ("plane_sigmas", "2"), ("plane_pool", 0), ("plane_pool", 1.5)):
+        with pytest.raises((ValueError, TypeError), match=name):
+            setattr(idx, name, bad)
+    assert (idx.plane_sigmas, idx.plane_pool) == (2.0, 1)  # unchanged

@@ -86,8 +86,8 @@ class IndexHNSWCodes(IndexCodes):
     #: may enter the plane_pool x k best so far also get the full planes; the pool is
     #: rescored exactly at the end. False: every neighbour gets the full planes
     plane_two_stage = True
-    plane_sigmas = 2.0
-    plane_pool = 1
+    _plane_sigmas = 2.0
+    _plane_pool = 1
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
 
@@ -130,6 +130,30 @@ class IndexHNSWCodes(IndexCodes):
     _codes = property(lambda self: self._cbuf[: self._n], _set_codes)
     _sf = property(lambda self: self._sbuf[: self._n], _set_sf)
     _ids = property(lambda self: self._ibuf[: self._n], _set_ids)
+
+    @property
+    def plane_sigmas(self):
+        """Two-stage hops: the lower bound's width in standard deviations of the sign-plane
+        key's error (default 2: a neighbour that belongs in the pool is missed with
+        probability ~ Phi(-2) = 2.3 %, measured in tests/test_hnsw_graph.py)."""
+        return self._plane_sigmas
+
+    @plane_sigmas.setter
+    def plane_sigmas(self, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(v) or v < 0:
+            raise ValueError(f"plane_sigmas must be a finite number >= 0, got {v!r}")
+        self._plane_sigmas = float(v)
+
+    @property
+    def plane_pool(self):
+        """Two-stage hops: the pool of full keys is plane_pool x k (at most efSearch) rows,
+        rescored exactly at the end (default 1)."""
+        return self._plane_pool
+
+    @plane_pool.setter
+    def plane_pool(self, v):
+        self._plane_pool = _pos_int("plane_pool", v)
 
     @property
     def efConstruction(self):
@@ -475,14 +499,13 @@ class IndexHNSWCodes(IndexCodes):
         """The two-stage plane hops' record (rec, recf, fo, lam, kk, w1, rnd) of
         kernels.graph.hnsw_search_codes; an empty rec turns them off."""
         P = lut.shape[0]
-        if (mode != _graph.HOP_PLANES or not self.plane_two_stage or P < 2
+        # ef >= n asks for every reachable node: the exhaustive search keeps full keys
+        if (mode != _graph.HOP_PLANES or not self.plane_two_stage or P < 2 or ef >= n
                 or int(lut[0]) != int(lut[1:].astype(np.int64).sum()) + 1):
             return (np.zeros((0, 64), np.uint8), np.zeros((0, 16), np.float32), np.int64(0),
                     np.float32(0), np.int64(1), np.ones(1, np.uint8), np.float32(0))
-        lam = float(self.plane_sigmas)
-        if not np.isfinite(lam) or lam < 0:
-            raise ValueError(f"plane_sigmas must be a finite number >= 0, got {lam!r}")
-        pool = _pos_int("plane_pool", self.plane_pool)
+        lam = self._plane_sigmas
+        pool = self._plane_pool
         count = 8 * int(nbytes)
         rec, fo = self._coarse_records(codes, sf, n, lut, int(nbytes), int(off), st, count)
         kk = min(ef, max(k, pool * k))
