@@ -43,9 +43,11 @@ import warnings
 import numpy as np
 
 from .._validation import as_ids, check_finite_file
+from ..kernels import driver as _drv
 from ..kernels import graph as _graph
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
+from .params import MAX_EF_SEARCH, SearchParams
 
 __all__ = ["IndexHNSWCodes"]
 
@@ -594,11 +596,14 @@ class IndexHNSWCodes(IndexCodes):
     def _visit_rows(self, rows, n):
         """Visit-stamp arrays (rows, >= n) and generations: pooled for one-row calls."""
         if rows == 1:
-            with self._publish_lock:
-                while self._visit_pool:
-                    vis, gen = self._visit_pool.pop()
-                    if vis.shape[1] >= n:
-                        return vis, gen
+            pool = self._visit_pool
+            while pool:
+                try:
+                    vis, gen = pool.pop()
+                except IndexError:  # another thread took the last one
+                    break
+                if vis.shape[1] >= n:
+                    return vis, gen
             return np.zeros((1, max(n, 1024)), np.uint16), np.zeros(1, np.int64)
         return np.zeros((rows, n), np.uint16), np.zeros(rows, np.int64)
 
@@ -606,24 +611,79 @@ class IndexHNSWCodes(IndexCodes):
         """One consistent view for a search (array references, n, entry point; `blocks` is
         the Flat/IVF signature's and unused): IndexRefine takes it under the lock it shares
         with this index, with its float vectors, then searches without the lock."""
+        return self._snap(p.filter)
+
+    def _snap(self, flt):
         with self._publish_lock:
             n = self._n
             snap = (self._cbuf, self._sbuf, self._ibuf[:n], n, self._levels, self._offsets,
                     self._nbr, self._entry, self._max_level, self._deleted[:n],
                     self._ndeleted)
         codes, sf, ids, n, levels, offsets, nbr, entry, max_level, deleted, ndel = snap
-        mask, use_mask = self._live_mask(p.filter, ids, deleted, ndel)
+        mask, use_mask = self._live_mask(flt, ids, deleted, ndel)
         return codes, sf, ids, n, (levels, offsets, nbr, entry, max_level), mask, use_mask
+
+    def _one_call_search(self, x, k, params, num_threads):
+        """Small unfiltered searches on one thread (fewer than 16 float32 C-contiguous
+        queries, plain parameters) skip the general path's Python work: one check of the
+        queries, the cached plan (`_search_plan`), the rotation, one compiled call. Anything
+        else returns None and takes the general path (which raises the errors)."""
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
+                and 0 < x.shape[0] < 16 and x.shape[1] == self.d and x.flags.c_contiguous
+                and type(k) is int and 0 < k <= 1 << 20 and self._entry >= 0):
+            return None
+        P = self.params
+        if P.filter is not None or P.nprobe is not None or P.k_factor is not None:
+            return None
+        ef, nt = P.efSearch, P.num_threads
+        if params is not None:
+            if (type(params) is not SearchParams or params.filter is not None
+                    or params.nprobe is not None or params.k_factor is not None):
+                return None
+            if params.efSearch is not None:
+                ef = params.efSearch
+            if params.num_threads is not None:
+                nt = params.num_threads
+        if num_threads is not None:
+            nt = num_threads
+        if ef is None:
+            ef = 64
+        if (type(ef) is not int or not 0 < ef <= MAX_EF_SEARCH
+                or (nt is not None and type(nt) is not int)
+                or (x.shape[0] > 1 and resolve_threads(nt) != 1)):
+            return None
+        if self.codec._fast_prepare_args() is None:
+            return None
+        x = self._prep(x, "queries")
+        keys, ids = self._graph_keys(x, k, max(ef, k), 1, self._snap(None))
+        return self._keys_to_distances(keys), ids
 
     def _search_keys(self, x, k, p, snap=None):
         nt = resolve_threads(p.num_threads)
-        codes, sf, ids, n, graph, mask, use_mask = self._snapshot(p) if snap is None else snap
-        queries = self.codec._prepare_trusted(x, nt, luts=False)
-        nq = len(queries)
+        snap = self._snapshot(p) if snap is None else snap
         ef = max(int(p.efSearch if p.efSearch is not None else 64), k)
+        return self._graph_keys(x, k, ef, nt, snap)
+
+    def _graph_keys(self, x, k, ef, nt, snap):
+        """(keys, ids) of validated queries x over the snapshot `snap`."""
+        codes, sf, ids, n, graph, mask, use_mask = snap
+        nq = x.shape[0]
         entry = graph[3]
-        if entry < 0:
-            return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
+        fpa = self.codec._fast_prepare_args() if nq < 16 and entry >= 0 else None
+        if fpa is not None:
+            # a few queries: the kernel rotates them (the graph reads nothing else of them)
+            vsp = np.empty((self.codec.n_spaces, nq, self.codec.D), np.float32)
+            qadd = np.empty(nq, np.float32)
+            rot = (x, fpa[0][0], fpa[0][1], fpa[0][2], fpa[1][0], fpa[1][1], fpa[1][2],
+                   fpa[1][3], True)
+        else:
+            rot = self._no_rot
+            queries = self.codec._prepare_trusted(x, nt, luts=False)
+            if entry < 0:
+                return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
+            vsp = queries.spaces
+            qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
+                                        np.float32)
         scan_rows = np.zeros(0, np.int32)
         if use_mask:
             allowed = int(mask.sum())
@@ -633,23 +693,30 @@ class IndexHNSWCodes(IndexCodes):
             if self._scan_instead(allowed, n, ef):
                 scan_rows = np.flatnonzero(mask).astype(np.int32)
         hop, coarse, static, metric, g = self._search_plan(codes, sf, n, graph, k, ef)
-        exact = (codes, static[0], static[1], queries.spaces, sf, static[2])
-        qadd = np.ascontiguousarray(queries.qdotc if self._is_ip else queries.qnorm2,
-                                    np.float32)
+        exact = (codes, static[0], static[1], vsp, sf, static[2])
         keys = np.empty((nq, k), np.float32)
         pos = np.empty((nq, k), np.int64)
         par = nt > 1 and nq > 1
         rows = min(nt, nq) if par else 1
         visited, gens = self._visit_rows(rows, n)
         with maybe_threads(nt, par):
-            _graph.hnsw_search_codes(hop, coarse, exact, metric, qadd, g, np.int64(n),
+            _graph.hnsw_search_codes(hop, coarse, rot, exact, metric, qadd, g, np.int64(n),
                                      np.int64(ef), (mask, use_mask), scan_rows, visited, gens,
                                      keys, pos, parallel=par)
-        if rows == 1:
-            with self._publish_lock:
-                if len(self._visit_pool) < 8:
-                    self._visit_pool.append((visited, gens))
+        if rows == 1 and len(self._visit_pool) < 8:
+            self._visit_pool.append((visited, gens))  # list.append / pop are atomic
         return keys, self._rows_to_ids(pos, ids)
+
+    @property
+    def _no_rot(self):
+        """The `rot` argument of hnsw_search_codes when the queries come rotated."""
+        fpa = self.codec._fast_prepare_args()
+        if fpa is not None:
+            return (np.zeros((0, self.d), np.float32), fpa[0][0], fpa[0][1], fpa[0][2],
+                    fpa[1][0], fpa[1][1], fpa[1][2], fpa[1][3], False)
+        zs, zp = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int32)
+        return (np.zeros((0, self.d), np.float32), zs, zp, np.int64(0), False, zs, zp,
+                np.int64(0), False)
 
     def _search_plan(self, codes, sf, n, graph, k, ef):
         """(hop, coarse, (secs, tables, n_acc), metric, graph tuple) of

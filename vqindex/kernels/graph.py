@@ -55,6 +55,7 @@ from numba.extending import intrinsic
 
 from .driver import (MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call,
                      section)
+from .rotation import rotate_row
 from .topk import argsort_stable, heap_push, heap_sorted
 
 HOP_EXACT = 0
@@ -651,7 +652,7 @@ def _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, pbytes
 
 
 @njit(cache=True, nogil=True)
-def _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt,
+def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis, ef, flt,
                     scan_rows, visited, gen, out_keys, out_pos):
     """Queries q0 .. q1-1, one thread; visited uint16 (>= n_vis,) / gen int64 (1,): stamps
     (uint16: the stamps of 100k nodes take 200 kB, which stay in L2 beside the codes).
@@ -724,8 +725,26 @@ def _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, 
     keyed_exactly = mode == HOP_EXACT or mode == HOP_BYTE
     top_k = np.empty(k, np.float32)
     top_i = np.empty(k, np.int64)
+    # rot (a few queries): the kernel rotates x[q] into vsp[:, q] and writes qadd[q] itself
+    # (kernels.driver.rotate_queries_fast's arithmetic), which saves a compiled call
+    xr_, rsg, rpm, rp, has_proj, psg, ppm, pp, do_rot = rot
+    rdim = vsp.shape[2] if do_rot else 0
+    xr = np.zeros(rdim, np.float32)
+    rb1 = np.empty(rdim, np.float32)
+    rb2 = np.empty(rdim, np.float32)
     g = gen[0]
     for q in range(q0, q1):
+        if do_rot:
+            ss = 0.0
+            for j in range(xr_.shape[1]):
+                xr[j] = xr_[q, j]
+                ss += np.float64(xr_[q, j]) * np.float64(xr_[q, j])
+            for j in range(xr_.shape[1], rdim):
+                xr[j] = 0.0
+            rotate_row(xr, rsg, rpm, rp, rb1, rb2, vsp[0, q])
+            if has_proj:
+                rotate_row(vsp[0, q], psg, ppm, pp, rb1, rb2, vsp[1, q])
+            qadd[q] = np.float32(ss) if a_ip < 0 else np.float32(0.0)
         add = qadd[q]
         scale = np.float32(1.0)
         bias = np.float32(0.0)
@@ -932,7 +951,7 @@ def _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, 
 
 
 @_dual
-def hnsw_search_codes(hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
+def hnsw_search_codes(hop, coarse, rot, exact, metric, qadd, graph, n_vis, ef, flt, scan_rows,
                       visited, gens, out_keys, out_pos):
     """HNSW search of every query over the codes: prange over visited.shape[0] chunks of
     queries (one visit-stamp row each). hop = (mode, fptr, fptr2 (HOP_PLANES: the address of
@@ -949,5 +968,5 @@ def hnsw_search_codes(hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt, s
         q0 = c * nq // nchunks
         q1 = (c + 1) * nq // nchunks
         if q1 > q0:
-            _search_queries(q0, q1, hop, coarse, exact, metric, qadd, graph, n_vis, ef, flt,
+            _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis, ef, flt,
                             scan_rows, visited[c], gens[c:c + 1], out_keys, out_pos)
