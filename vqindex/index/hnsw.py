@@ -18,8 +18,11 @@ Design
   chunks of queries when num_threads > 1): greedy descent, ef-search at level 0 with fast
   per-hop estimates (4-bit scalar codes: int8 query x 7-bit levels through native/graph.c's
   AVX2 kernel or its numba twin, then the `ef` list is rescored with the exact estimator;
-  RaBitQ's bit planes: int8 query x weighted planes through vq_graph_planes, the `ef` list
-  rescored by vq_graph_planes_f32; other byte-aligned codes with two or more coordinates a byte: per-query byte tables, the exact
+  RaBitQ's bit planes: int8 query x weighted planes through vq_graph_planes, in two stages
+  (the sign plane of every neighbour from a 64-byte record per row, derived from the codes
+  when first searched and kept in memory only; the other planes for the neighbours whose
+  lower bound may enter the plane_pool x k best; `plane_two_stage`, `plane_sigmas`,
+  `plane_pool`), the pool (or, in one stage, the `ef` list) rescored by vq_graph_planes_f32; other byte-aligned codes with two or more coordinates a byte: per-query byte tables, the exact
   estimate up to rounding; other codecs: the exact estimator), and the top k returned.
   ef = max(efSearch, k).
 * remove_ids: tombstones. A removed node stays in the graph for navigation, is never

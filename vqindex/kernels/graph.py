@@ -31,6 +31,19 @@ the exact estimator (driver.exact_accs / estimate) and the top k returned. Per-h
   a masked byte move selects 64 query bytes per plane word, vpdpbusd weights and sums them;
   AVX2: bits spread to byte masks) or its numba twin `planes_numba` (same integers). Keys
   are estimates, so the ef list is rescored exactly (as with HOP_NIBBLE).
+  Two-stage hops (RaBitQ: plane 0 is the sign plane, w_0 = 1 + sum of the other weights, so
+  bit 0 of a coordinate is the sign of y_j = u_j - W/2): each stored row also has a 64-byte
+  record (index/hnsw.py `_coarse_records`: plane 0 and four factors, one cache line at
+  d <= 384). With c_i = ||y||^2 / ||y||_1, y ~ c_i sign(y) + r_i (r_i orthogonal to y), so
+  <t(code), v> ~ c0 sum(v) + s_t c_i (2 sum_{bit 0 set} v_j - sum(v)) from plane 0 alone
+  (c0 = sum_p t0_p + s_t W / 2); the error is s_t <r_i, v> plus the query's rounding, about
+  N(0, (s_t ||r_i|| ||v||)^2 / (D - 1) + (s_t c_i s_q)^2 D / 6) under the random rotation
+  (spec 6.2, "incremental search"). Every neighbour gets this sign-plane key; those that may
+  be returned and whose lower bound (key - lam x that standard deviation) is below the kk-th
+  best full key so far also get the other planes (their full key replaces the sign key in
+  the beam and enters the kk best); at the end the kk best are rescored exactly. The bound
+  fails at the Gaussian rate (tests/test_hnsw_graph.py), so lam = 2 loses ~2 % of the
+  pool's members to the beam, which the rescoring of the pool does not see.
 * mode HOP_BYTE: codes whose sections all have fields of 1, 2, 4 or 8 bits that tile the
   code's first bytes, two or more coordinates a byte (BlockQuant's 8-bit block fields,
   RaBitQ's bit planes, 2-bit codes; the index chooses, index/hnsw.py `_byte_plan`): per
@@ -708,6 +721,12 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
     rec_st = np.int64(rec.shape[1])
     codes2_a = np.int64(codes.ctypes.data) + off + nbytes
     codes_st = np.int64(codes.shape[1])
+    codes_off_a = np.int64(codes.ctypes.data) + off
+    lut_a = np.int64(lut.ctypes.data)
+    n_lut = np.int64(lut.shape[0])
+    sf_a = np.int64(sf.ctypes.data)
+    sf_st = np.int64(4 * sf.shape[1])
+    int_hops = mode == HOP_NIBBLE or (planes and not two)
     buf_a = np.int64(buf.ctypes.data)
     buf2_a = np.int64(buf2.ctypes.data)
     dots_a = np.int64(dots.ctypes.data)
@@ -909,6 +928,26 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
                         kf = sign * (add + recf[i, fo + 1] + recf[i, fo] * acc)
                         hk[t] = kf
                         ntop = heap_push(tk, ti, ntop, kf, i)
+            elif int_hops:
+                # HOP_NIBBLE / one-stage HOP_PLANES on raw addresses (as the two stages)
+                rc = np.int64(-1)
+                if fptr != 0:
+                    if mode == HOP_NIBBLE:
+                        rc = _call_i64x12(fptr, codes_off_a, codes_st, buf_a, cnt, qa_a, lut_a,
+                                          nbytes, dots_a, backend, sf_a, sf_st, np.int64(0))
+                    else:
+                        rc = _call_i64x12(fptr, codes_off_a, codes_st, buf_a, cnt, qa_a, lut_a,
+                                          n_lut, nbytes, dots_a, backend, sf_a, sf_st)
+                if rc != 0:
+                    if mode == HOP_NIBBLE:
+                        dot4_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
+                    else:
+                        planes_numba(codes, off, buf, cnt, qa, lut, nbytes, dots)
+                for t in range(cnt):
+                    i = buf[t]
+                    acc = bias + scale * np.float32(dots[t])
+                    hk[t] = sign * (add + a_ell * sf[i, 1] + (np.float32(1.0) - a_ell) * sf[i, 2]
+                                    + a_ip * sf[i, 0] * acc)
             else:
                 _hop_keys(hop, q, qs, codes, sf, exact, metric, add, buf, cnt, dots, hk, accs)
             for t in range(cnt):
@@ -958,9 +997,14 @@ def hnsw_search_codes(hop, coarse, rot, exact, metric, qadd, graph, n_vis, ef, f
     vq_graph_planes_f32, the rescoring kernel; 0: its numba twin), backend, lut uint8 (16,;
     HOP_PLANES: the P plane weights), nbytes (HOP_PLANES: bytes per plane),
     byte offset (HOP_BYTE: the first byte of accumulator 1), t_min, s_t, bplan int64 (S, 7):
-    HOP_BYTE's sections in byte order) (module docstring); exact = (codes, secs, tables, vsp, sf,
-    n_acc) as driver.exact_search; graph = (levels, offsets, neighbors, cum, entry,
-    max_level); flt = (ok, use_ok); scan_rows: see _search_queries. out_keys float32 (nq, k) ascending (+inf pads), out_pos
+    HOP_BYTE's sections in byte order) (module docstring); coarse = (rec uint8 (>= n_vis, R),
+    recf (its float32 view), fo, lam, kk, w1 uint8 [1], rnd): the two-stage HOP_PLANES hops
+    (module docstring; an empty rec turns them off); rot = (x float32 (nq, d), signs, perms,
+    p, has_proj, psigns, pperms, pp, do_rot): with do_rot the kernel rotates x[q] into
+    vsp[:, q] and writes qadd[q] (kernels.driver.rotate_queries_fast's arithmetic); exact =
+    (codes, secs, tables, vsp, sf, n_acc) as driver.exact_search; graph = (levels, offsets,
+    neighbors, cum, entry, max_level); visited uint16 (chunks, >= n_vis); flt = (ok, use_ok);
+    scan_rows: see _search_queries. out_keys float32 (nq, k) ascending (+inf pads), out_pos
     int64 storage rows (-1 pads)."""
     nq = out_keys.shape[0]
     nchunks = visited.shape[0]
