@@ -912,3 +912,42 @@ def test_two_stage_records_follow_adds_removals_and_resets(minilm):
         with pytest.raises((ValueError, TypeError), match=name):
             setattr(idx, name, bad)
     assert (idx.plane_sigmas, idx.plane_pool) == (2.0, 1)  # unchanged
+
+
+@pytest.mark.parametrize("codec", ["RaBitQ5", "EDEN4", "BQ4"])
+@pytest.mark.parametrize("metric", [COS, vqindex.METRIC_L2, vqindex.METRIC_INNER_PRODUCT])
+def test_one_call_path_equals_the_general_path(minilm, codec, metric):
+    # small unfiltered searches take _one_call_search (the kernel rotates the queries);
+    # preallocated outputs take the general path: the same bits either way, and a plan
+    # cached before an add is not reused after it
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, f"HNSW16,{codec}", metric)
+    idx.train(xb[:2000])
+    idx.add(xb[:1500])
+    p = SearchParams(efSearch=24, num_threads=1)  # several queries: one thread only
+    calls = []
+    orig = idx._one_call_search
+
+    def spy(*a):
+        out = orig(*a)
+        calls.append(out is not None)
+        return out
+
+    idx._one_call_search = spy
+    for rows in (slice(0, 1), slice(3, 10)):
+        for _ in range(2):
+            D1, I1 = idx.search(xq[rows], 7, params=p)
+            D2 = np.empty((I1.shape[0], 7), np.float32)
+            I2 = np.empty((I1.shape[0], 7), np.int64)
+            idx.search(xq[rows], 7, params=p, D=D2, I=I2)
+            np.testing.assert_array_equal(I1, I2)
+            np.testing.assert_array_equal(D1, D2)
+        idx.add(xb[1500 + 100 * rows.start: 1600 + 100 * rows.start])
+    assert calls == [True] * 4  # (the D= / I= searches never ask it)
+    # outside its scope it hands over: a filter, 16 queries, a faiss parameter object
+    calls.clear()
+    idx.search(xq[:1], 5, params=SearchParams(filter=np.arange(100)))
+    idx.search(xq[:16], 5)
+    idx.search(xq[:2].astype(np.float64), 5)
+    idx.search(xq[:2], 5, params=SearchParams(num_threads=2))
+    assert calls == [False] * 4

@@ -218,6 +218,10 @@ class VQIndexMethod(Method):
         write_index(self.index, path)
         size = os.path.getsize(path)
         os.remove(path)
+        # what searches derive from the codes and keep in memory counts too (HNSW's
+        # two-stage hop records)
+        base = getattr(self.index, "base", self.index)
+        size += int(getattr(base, "derived_bytes_per_vector", 0)) * base.ntotal
         return size, True
 
     def _estimate(self):

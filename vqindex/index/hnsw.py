@@ -500,13 +500,25 @@ class IndexHNSWCodes(IndexCodes):
             self._hop = (self.codec, hop)
         return self._hop[1]
 
+    @property
+    def derived_bytes_per_vector(self):
+        """Bytes per stored row that searches derive from the codes and hold in memory
+        beyond what files store: the two-stage hops' records (64 at d <= 384; 0 when those
+        hops do not apply)."""
+        mode, lut, nbytes, off, tmin, st = self._hop_setup()
+        return _record_bytes(nbytes) if self._two_stage_applies(mode, lut) else 0
+
+    def _two_stage_applies(self, mode, lut):
+        """Whether the hops run in two stages: RaBitQ's planes (plane 0 the sign plane:
+        w_0 = 1 + the other weights) and plane_two_stage."""
+        return (mode == _graph.HOP_PLANES and self.plane_two_stage and lut.shape[0] >= 2
+                and int(lut[0]) == int(lut[1:].astype(np.int64).sum()) + 1)
+
     def _coarse_setup(self, mode, lut, nbytes, off, st, codes, sf, n, k, ef):
         """The two-stage plane hops' record (rec, recf, fo, lam, kk, w1, rnd) of
         kernels.graph.hnsw_search_codes; an empty rec turns them off."""
-        P = lut.shape[0]
         # ef >= n asks for every reachable node: the exhaustive search keeps full keys
-        if (mode != _graph.HOP_PLANES or not self.plane_two_stage or P < 2 or ef >= n
-                or int(lut[0]) != int(lut[1:].astype(np.int64).sum()) + 1):
+        if ef >= n or not self._two_stage_applies(mode, lut):
             return (np.zeros((0, 64), np.uint8), np.zeros((0, 16), np.float32), np.int64(0),
                     np.float32(0), np.int64(1), np.ones(1, np.uint8), np.float32(0))
         lam = self._plane_sigmas
@@ -526,9 +538,8 @@ class IndexHNSWCodes(IndexCodes):
         Derived from the codes (not stored in files), in capacity-doubling buffers extended
         by the rows added since the last search: stored rows never change while the
         generation (bumped whenever the codes are replaced) stays the same."""
-        pb = -(-nbytes // 16) * 16
-        R = -(-(pb + 16) // 64) * 64
-        fo = pb // 4
+        R = _record_bytes(nbytes)
+        fo = (-(-nbytes // 16) * 16) // 4
         with self._publish_lock:
             gen, cached = self._rows_gen, self._coarse_cache
         if cached is not None and cached[:3] == (self.codec, gen, R) and cached[3] >= n:
@@ -810,6 +821,12 @@ def _as_c(v, dtype):
 
 
 _ADDR = {}
+
+
+def _record_bytes(nbytes):
+    """Bytes of a two-stage hop record: plane 0 padded to 16 bytes, four float32 factors,
+    rounded up to whole 64-byte cache lines."""
+    return -(-(-(-int(nbytes) // 16) * 16 + 16) // 64) * 64
 
 
 def _graph_kernel_address(name):
