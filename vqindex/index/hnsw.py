@@ -93,6 +93,8 @@ class IndexHNSWCodes(IndexCodes):
     plane_two_stage = True
     _plane_sigmas = 2.0
     _plane_pool = 1
+    #: nodes inserted together (kernels.graph.hnsw_insert_batched; at most 1/16 of the graph)
+    insert_batch = 256
     #: decoded rows per step when an add needs the stored nodes as floats
     decode_chunk = 8192
 
@@ -239,13 +241,22 @@ class IndexHNSWCodes(IndexCodes):
         v[n0:] = x
         return v
 
-    def _insert(self, vecs, n0, n1, arrays):
-        """Run the insertion kernel for rows n0 .. n1-1 on `arrays` (the graph buffers)."""
+    def _insert(self, vecs, n0, n1, arrays, num_threads=None):
+        """Run the insertion kernel for rows n0 .. n1-1 on `arrays` (the graph buffers):
+        batched (kernels.graph.hnsw_insert_batched), so the graph is the same whatever
+        the thread count."""
+        nt = resolve_threads(num_threads)
+        T = max(1, min(nt, (n1 - n0) // 64 + 1))
         state = np.array([self._entry, self._max_level], np.int64)
-        visited = np.zeros(n1, np.int32)
-        gen = np.zeros(1, np.int64)
-        _graph.hnsw_insert(vecs, self._is_ip, n0, n1, arrays["_levels"], arrays["_offsets"],
-                           arrays["_nbr"], self._cum, state, np.int64(self._efc), visited, gen)
+        visited = np.zeros((T, n1), np.int32)
+        gens = np.zeros(T, np.int64)
+        cand_k = np.empty((T, n1 + 1), np.float32)
+        cand_i = np.empty((T, n1 + 1), np.int64)
+        with maybe_threads(T, T > 1):
+            _graph.hnsw_insert_batched(vecs, self._is_ip, n0, n1, arrays["_levels"],
+                                       arrays["_offsets"], arrays["_nbr"], self._cum, state,
+                                       np.int64(self._efc), visited, gens, cand_k, cand_i,
+                                       np.int64(self.insert_batch), parallel=T > 1)
         return int(state[0]), int(state[1])
 
     # ------------------------------------------------------------------ ids (live only)
@@ -297,7 +308,7 @@ class IndexHNSWCodes(IndexCodes):
         arrays["_deleted"][n0:n1] = 0
         arrays["_offsets"][n0 + 1:n1 + 1] = arrays["_offsets"][n0] + np.cumsum(self._cum[levels])
         vecs = self._float_rows(x, n0)
-        entry, max_level = self._insert(vecs, n0, n1, arrays)
+        entry, max_level = self._insert(vecs, n0, n1, arrays, nt)
         with self._publish_lock:
             for name, val in arrays.items():
                 setattr(self, name, val)

@@ -335,6 +335,143 @@ def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, e
 # --------------------------------------------------------------------------- hop estimates
 
 @njit(cache=True, nogil=True)
+def _link_node(V, is_ip, i, levels, offsets, neighbors, cum, entry, ml, efc, visited, g,
+               cand_k, cand_i, res_k, res_i, sel):
+    """Phase A of a batched insertion: node i's own lists from a search of the graph as it
+    stands (read only; nothing links to i yet), written into i's slots. Returns the last
+    visit stamp used."""
+    q = V[i]
+    li = levels[i] - 1
+    cur = entry
+    curk = _fkey(V, cur, q, is_ip)
+    for level in range(ml, li, -1):  # greedy descent above the node's top level
+        changed = True
+        while changed:
+            changed = False
+            o = offsets[cur]
+            for t in range(o + cum[level], o + cum[level + 1]):
+                v = neighbors[t]
+                if v < 0:
+                    break
+                kv = _fkey(V, v, q, is_ip)
+                if kv < curk:
+                    curk = kv
+                    cur = v
+                    changed = True
+    for level in range(min(li, ml), -1, -1):
+        g += 1
+        if g >= 2147483647:
+            visited[:] = 0
+            g = 1
+        b0 = cum[level]
+        b1 = cum[level + 1]
+        nres = _build_search(V, q, is_ip, cur, curk, b0, b1, efc, offsets, neighbors,
+                             visited, g, cand_k, cand_i, res_k, res_i)
+        order = argsort_stable(res_k[:nres])
+        sk = res_k[:nres][order]
+        si = res_i[:nres][order]
+        m = _select(V, is_ip, sk, si, nres, b1 - b0, sel)
+        o = offsets[i] + b0
+        for t in range(m):
+            neighbors[o + t] = sel[t]
+        cur = si[0]
+        curk = sk[0]
+    return g
+
+
+@_dual
+def hnsw_insert_batched(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc,
+                        visited, gens, cand_k, cand_i, batch):
+    """Insert nodes first .. last-1 in batches whose result does not depend on the thread
+    count: phase A (parallel over the batch's nodes) searches the graph as it stood at the
+    batch's start and writes each new node's own lists; phase B (parallel over the nodes
+    they point to, each target's links in node order) adds the reverse links with the
+    heuristic re-selection of full lists. A batch holds at most min(batch, nodes / 16) nodes
+    (new nodes do not see each other, so the batch stays a small part of the graph);
+    nodes above the current top level, and the graph's first nodes, are inserted one at a
+    time by hnsw_insert. visited int32 (T, >= last), gens int64 (T,), cand_k float32 /
+    cand_i int64 (T, >= last + 1): per-thread scratch, T = visited.shape[0]."""
+    T = visited.shape[0]
+    maxdeg = cum[1]
+    i = first
+    while i < last:
+        entry = state[0]
+        ml = state[1]
+        if entry < 0 or i < 1024 or levels[i] - 1 > ml:
+            hnsw_insert(V, is_ip, i, i + 1, levels, offsets, neighbors, cum, state, efc,
+                        visited[0], gens[0:1])
+            i += 1
+            continue
+        bmax = min(batch, max(1, i // 16))
+        j = i + 1
+        while j < last and j - i < bmax and levels[j] - 1 <= ml:
+            j += 1
+        nb = j - i
+        # phase A: each new node's own lists
+        for c in prange(T):
+            res_k = np.empty(efc, np.float32)
+            res_i = np.empty(efc, np.int64)
+            sel = np.empty(maxdeg + 1, np.int64)
+            g = gens[c]
+            for u in range(c, nb, T):
+                g = _link_node(V, is_ip, i + u, levels, offsets, neighbors, cum, entry, ml,
+                               efc, visited[c], g, cand_k[c], cand_i[c], res_k, res_i, sel)
+            gens[c] = g
+        # phase B: the reverse links, grouped by target (in node, level, slot order)
+        cnt = np.zeros(nb + 1, np.int64)
+        for u in range(nb):
+            a = i + u
+            top = min(levels[a] - 1, ml)
+            c2 = 0
+            for level in range(top + 1):
+                o = offsets[a] + cum[level]
+                for t in range(o, o + cum[level + 1] - cum[level]):
+                    if neighbors[t] < 0:
+                        break
+                    c2 += 1
+            cnt[u + 1] = cnt[u] + c2
+        tot = cnt[nb]
+        rs = np.empty(tot, np.float64)
+        rl = np.empty(tot, np.int32)
+        ri = np.empty(tot, np.int64)
+        for u in range(nb):
+            a = i + u
+            top = min(levels[a] - 1, ml)
+            w = cnt[u]
+            for level in range(top + 1):
+                o = offsets[a] + cum[level]
+                for t in range(o, o + cum[level + 1] - cum[level]):
+                    s = neighbors[t]
+                    if s < 0:
+                        break
+                    rs[w] = np.float64(s)
+                    rl[w] = level
+                    ri[w] = a
+                    w += 1
+        order = argsort_stable(rs)
+        starts = np.empty(tot + 1, np.int64)
+        ng = 0
+        for t in range(tot):
+            if t == 0 or rs[order[t]] != rs[order[t - 1]]:
+                starts[ng] = t
+                ng += 1
+        starts[ng] = tot
+        for c in prange(T):
+            tk = np.empty(maxdeg + 1, np.float32)
+            ti = np.empty(maxdeg + 1, np.int64)
+            sel2 = np.empty(maxdeg + 1, np.int64)
+            for gi in range(c, ng, T):
+                for t in range(starts[gi], starts[gi + 1]):
+                    r = order[t]
+                    s = np.int64(rs[r])
+                    level = rl[r]
+                    b0 = cum[level]
+                    _add_link(V, is_ip, s, ri[r], offsets[s] + b0, cum[level + 1] - b0,
+                              neighbors, tk, ti, sel2)
+        i = j
+
+
+@njit(cache=True, nogil=True)
 def dot4_numba(codes, off, ids, cnt, qa, lut, nbytes, out):
     """The numba twin of vq_graph_dot4 (native/graph.c): out[t] = sum_j lut[field_j] q_j over
     the 4-bit fields of row ids[t] (bytes off .. off + nbytes), qa arranged per 32 bytes."""
