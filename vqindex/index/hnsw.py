@@ -749,14 +749,15 @@ class IndexHNSWCodes(IndexCodes):
         but the queries, cached while its inputs (the snapshot's arrays by identity, n, the
         hop attributes) stay the same, so a one-query call assembles one tuple."""
         levels, offsets, nbr, entry, max_level = graph
-        key = (self.codec, codes, sf, n, levels, offsets, nbr, entry, max_level, k, ef,
-               self.plane_hops, self.byte_hops, self.plane_two_stage, self.plane_sigmas,
-               self.plane_pool, self._rows_gen)
+        # objects by identity (the cache holds them, so their ids cannot be reused while it
+        # does), the rest by value: one tuple comparison
+        objs = (self.codec, codes, sf, levels, offsets, nbr)
+        key = (tuple(map(id, objs)), n, entry, max_level, k, ef, self.plane_hops,
+               self.byte_hops, self.plane_two_stage, self._plane_sigmas, self._plane_pool,
+               self._rows_gen)
         cached = self._plan_cache
-        if cached is not None and len(cached[0]) == len(key) and all(
-                a is b or (type(a) is type(b) and not isinstance(a, np.ndarray) and a == b)
-                for a, b in zip(cached[0], key)):
-            return cached[1]
+        if cached is not None and cached[0] == key:
+            return cached[2]
         mode, lut, nbytes, off, tmin, st = self._hop_setup()
         fptr = (_graph_dot4_address() if mode == _graph.HOP_NIBBLE else
                 _graph_planes_address() if mode == _graph.HOP_PLANES else 0)
@@ -770,7 +771,7 @@ class IndexHNSWCodes(IndexCodes):
         a_ell, a_ip = self._metric_ab()
         plan = (hop, coarse, (secs, tables, np.int64(self.codec.n_acc)),
                 (np.float32(a_ell), np.float32(a_ip)), g)
-        self._plan_cache = (key, plan)
+        self._plan_cache = (key, objs, plan)
         return plan
 
     def _flat_keys(self, queries, k, nt, codes, sf, ids, mask, use_mask):
