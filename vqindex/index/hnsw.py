@@ -6,8 +6,11 @@ Design
   (rows < n are published; `add` writes rows past n, then publishes the new count). The
   graph uses faiss's HNSW layout (kernels/graph.py): int32 neighbour lists, 2M slots at
   level 0 and M above, `levels` per node, `offsets` derived from the levels. After a build
-  the index holds codes + factors + ids + graph, nothing else.
-* add: HNSW insertion of the new nodes into the existing graph (kernels.graph.hnsw_insert),
+  the index holds codes + factors + ids + graph, nothing else (RaBitQ's two-stage hop
+  records, 64 B a vector at d <= 384, are derived from the codes at the first search and
+  held in memory, never in files: `derived_bytes_per_vector`).
+* add: HNSW insertion of the new nodes into the existing graph (kernels.graph.hnsw_insert,
+  in batches of at most `insert_batch` nodes run on every core: hnsw_insert_batched),
   on float vectors: the vectors being added and, for nodes already stored, their decoded
   codes (decoded for the call only, in chunks; not kept). So an add after `read_index`
   extends the loaded graph; nothing is rebuilt or copied except when an array's capacity
@@ -245,6 +248,7 @@ class IndexHNSWCodes(IndexCodes):
         """Run the insertion kernel for rows n0 .. n1-1 on `arrays` (the graph buffers):
         batched (kernels.graph.hnsw_insert_batched), so the graph is the same whatever
         the thread count."""
+        batch = _pos_int("insert_batch", self.insert_batch)
         nt = resolve_threads(num_threads)
         T = max(1, min(nt, (n1 - n0) // 64 + 1))
         state = np.array([self._entry, self._max_level], np.int64)
@@ -256,7 +260,7 @@ class IndexHNSWCodes(IndexCodes):
             _graph.hnsw_insert_batched(vecs, self._is_ip, n0, n1, arrays["_levels"],
                                        arrays["_offsets"], arrays["_nbr"], self._cum, state,
                                        np.int64(self._efc), visited, gens, cand_k, cand_i,
-                                       np.int64(self.insert_batch), parallel=T > 1)
+                                       np.int64(batch), parallel=T > 1)
         return int(state[0]), int(state[1])
 
     # ------------------------------------------------------------------ ids (live only)

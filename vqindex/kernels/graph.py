@@ -10,6 +10,9 @@ Construction (`hnsw_insert`): HNSW insertion (greedy descent, ef-search with efC
 at every level of the node, the neighbour-selection heuristic, reverse links with the same
 heuristic when a list is full), on float vectors: the vectors being added and, for nodes
 already stored, their decoded codes. Keys are squared L2 or -<x, y> (smaller is better).
+`hnsw_insert_batched` runs it in batches that do not depend on the thread count (each
+batch's nodes search the graph as it stood, in parallel; the reverse links follow in
+parallel by target), so a build gives the same graph on any number of threads.
 
 Traversal (`hnsw_search_codes`): greedy descent over the upper levels, then the ef-search at
 level 0, every hop keyed by an estimate from the codes; the `ef` list is then rescored with
