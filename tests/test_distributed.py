@@ -237,7 +237,9 @@ def test_every_index_kind_and_codec_shards():
     RaBitQ are covered by the other tests)."""
     xb, xq = _data(800, seed=7)
     ids = np.arange(800) * 5 + 3
-    single, sharded = _pair("HNSW16,TQmse4", "ip", xb, ids=ids)
+    # the shards' first search compiles the HNSW traversal, about a minute on a cold numba
+    # cache of a loaded 2-core machine: more than the default 60 s a call waits for a shard
+    single, sharded = _pair("HNSW16,TQmse4", "ip", xb, ids=ids, timeout=600)
     try:
         Is = single.search(xq, 10)[1]
         Id = sharded.search(xq, 10)[1]

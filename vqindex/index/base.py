@@ -358,6 +358,34 @@ class Index:
         call with a cached plan), or None: the general path then validates and searches."""
         return None
 
+    def _small_call(self, x, k, params, num_threads, name, max_queries):
+        """(value of search parameter `name`, num_threads) when a search may take the short
+        path: at most max_queries float32 C-contiguous (nq, d) queries, an int k, plain
+        SearchParams (or none) that set no filter and no search parameter but `name`; else
+        None (the general path then validates everything and raises the errors)."""
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
+                and 0 < x.shape[0] <= max_queries and x.shape[1] == self.d
+                and x.flags.c_contiguous and type(k) is int and 0 < k <= 1 << 20):
+            return None
+        P = self.params
+        others = [f for f in ("nprobe", "efSearch", "k_factor") if f != name]
+        if P.filter is not None or any(getattr(P, f) is not None for f in others):
+            return None
+        value, nt = getattr(P, name), P.num_threads
+        if params is not None:
+            if (type(params) is not SearchParams or params.filter is not None
+                    or any(getattr(params, f) is not None for f in others)):
+                return None
+            if getattr(params, name) is not None:
+                value = getattr(params, name)
+            if params.num_threads is not None:
+                nt = params.num_threads
+        if num_threads is not None:
+            nt = num_threads
+        if nt is not None and type(nt) is not int:
+            return None
+        return value, nt
+
     @staticmethod
     def _check_outputs(D, I, nq, k):
         for name, arr, dt in (("D", D, np.float32), ("I", I, np.int64)):

@@ -53,7 +53,7 @@ from ..kernels import driver as _drv
 from ..kernels import graph as _graph
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
-from .params import MAX_EF_SEARCH, SearchParams
+from .params import MAX_EF_SEARCH
 
 __all__ = ["IndexHNSWCodes"]
 
@@ -657,28 +657,14 @@ class IndexHNSWCodes(IndexCodes):
         queries, plain parameters) skip the general path's Python work: one check of the
         queries, the cached plan (`_search_plan`), the rotation, one compiled call. Anything
         else returns None and takes the general path (which raises the errors)."""
-        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
-                and 0 < x.shape[0] < 16 and x.shape[1] == self.d and x.flags.c_contiguous
-                and type(k) is int and 0 < k <= 1 << 20 and self._entry >= 0):
+        small = (self._small_call(x, k, params, num_threads, "efSearch", 15)
+                 if self._entry >= 0 else None)
+        if small is None:
             return None
-        P = self.params
-        if P.filter is not None or P.nprobe is not None or P.k_factor is not None:
-            return None
-        ef, nt = P.efSearch, P.num_threads
-        if params is not None:
-            if (type(params) is not SearchParams or params.filter is not None
-                    or params.nprobe is not None or params.k_factor is not None):
-                return None
-            if params.efSearch is not None:
-                ef = params.efSearch
-            if params.num_threads is not None:
-                nt = params.num_threads
-        if num_threads is not None:
-            nt = num_threads
+        ef, nt = small
         if ef is None:
             ef = 64
         if (type(ef) is not int or not 0 < ef <= MAX_EF_SEARCH
-                or (nt is not None and type(nt) is not int)
                 or (x.shape[0] > 1 and resolve_threads(nt) != 1)):
             return None
         if self.codec._fast_prepare_args() is None:

@@ -318,26 +318,11 @@ class IndexIVFCodes(IndexListCodes):
         cached against the store's version (storage.ListStore.touch), the codec, the
         centroids and the quantizer, and the call returns what the general path returns.
         Anything else returns None and takes the general path (which raises the errors)."""
-        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
-                and 0 < x.shape[0] <= self.fused_max_queries and x.shape[1] == self.d
-                and x.flags.c_contiguous and type(k) is int and 0 < k <= 1 << 20):
+        small = self._small_call(x, k, params, num_threads, "nprobe", self.fused_max_queries)
+        if small is None:
             return None
-        P = self.params
-        if P.filter is not None or P.efSearch is not None or P.k_factor is not None:
-            return None
-        nprobe, nt = P.nprobe, P.num_threads
-        if params is not None:
-            if (type(params) is not SearchParams or params.filter is not None
-                    or params.efSearch is not None or params.k_factor is not None):
-                return None
-            if params.nprobe is not None:
-                nprobe = params.nprobe
-            if params.num_threads is not None:
-                nt = params.num_threads
-        if num_threads is not None:
-            nt = num_threads
-        if (type(nprobe) is not int or not 0 < nprobe <= MAX_NPROBE
-                or (nt is not None and type(nt) is not int) or resolve_threads(nt) != 1):
+        nprobe, nt = small
+        if type(nprobe) is not int or not 0 < nprobe <= MAX_NPROBE or resolve_threads(nt) != 1:
             return None
         plan = self._one_call_plan()
         if plan is None:

@@ -264,80 +264,6 @@ def _add_link(V, is_ip, src, dst, b, size, neighbors, tk, ti, sel):
 
 
 @njit(cache=True, nogil=True)
-def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc, visited,
-                gen):
-    """Insert nodes first .. last-1 (rows of V, float32 (>= last, d)) into the graph.
-
-    levels / offsets / neighbors: the graph (the new nodes' slots already allocated and -1);
-    state int64 (2,): entry point, max level (-1, -1 for an empty graph), updated;
-    visited int32 (>= last,) and gen int64 (1,): visit stamps kept between calls."""
-    n = V.shape[0]
-    maxdeg = cum[1]
-    cand_k = np.empty(n + 1, np.float32)
-    cand_i = np.empty(n + 1, np.int64)
-    res_k = np.empty(efc, np.float32)
-    res_i = np.empty(efc, np.int64)
-    tk = np.empty(maxdeg + 1, np.float32)
-    ti = np.empty(maxdeg + 1, np.int64)
-    sel = np.empty(maxdeg + 1, np.int64)
-    sel2 = np.empty(maxdeg + 1, np.int64)
-    g = gen[0]
-    for i in range(first, last):
-        q = V[i]
-        li = levels[i] - 1
-        entry = state[0]
-        ml = state[1]
-        if entry < 0:
-            state[0] = i
-            state[1] = li
-            continue
-        cur = entry
-        curk = _fkey(V, cur, q, is_ip)
-        for level in range(ml, li, -1):  # greedy descent above the node's top level
-            changed = True
-            while changed:
-                changed = False
-                o = offsets[cur]
-                for t in range(o + cum[level], o + cum[level + 1]):
-                    v = neighbors[t]
-                    if v < 0:
-                        break
-                    kv = _fkey(V, v, q, is_ip)
-                    if kv < curk:
-                        curk = kv
-                        cur = v
-                        changed = True
-        for level in range(min(li, ml), -1, -1):
-            g += 1
-            if g >= 2147483647:
-                visited[:] = 0
-                g = 1
-            b0 = cum[level]
-            b1 = cum[level + 1]
-            nres = _build_search(V, q, is_ip, cur, curk, b0, b1, efc, offsets, neighbors,
-                                 visited, g, cand_k, cand_i, res_k, res_i)
-            order = argsort_stable(res_k[:nres])
-            sk = res_k[:nres][order]
-            si = res_i[:nres][order]
-            size = b1 - b0
-            m = _select(V, is_ip, sk, si, nres, size, sel)
-            o = offsets[i] + b0
-            for t in range(m):
-                neighbors[o + t] = sel[t]
-            for t in range(m):
-                s = sel[t]
-                _add_link(V, is_ip, s, i, offsets[s] + b0, size, neighbors, tk, ti, sel2)
-            cur = si[0]
-            curk = sk[0]
-        if li > ml:
-            state[0] = i
-            state[1] = li
-    gen[0] = g
-
-
-# --------------------------------------------------------------------------- hop estimates
-
-@njit(cache=True, nogil=True)
 def _link_node(V, is_ip, i, levels, offsets, neighbors, cum, entry, ml, efc, visited, g,
                cand_k, cand_i, res_k, res_i, sel):
     """Phase A of a batched insertion: node i's own lists from a search of the graph as it
@@ -381,6 +307,52 @@ def _link_node(V, is_ip, i, levels, offsets, neighbors, cum, entry, ml, efc, vis
         curk = sk[0]
     return g
 
+
+@njit(cache=True, nogil=True)
+def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc, visited,
+                gen):
+    """Insert nodes first .. last-1 (rows of V, float32 (>= last, d)) into the graph.
+
+    levels / offsets / neighbors: the graph (the new nodes' slots already allocated and -1);
+    state int64 (2,): entry point, max level (-1, -1 for an empty graph), updated;
+    visited int32 (>= last,) and gen int64 (1,): visit stamps kept between calls."""
+    n = V.shape[0]
+    maxdeg = cum[1]
+    cand_k = np.empty(n + 1, np.float32)
+    cand_i = np.empty(n + 1, np.int64)
+    res_k = np.empty(efc, np.float32)
+    res_i = np.empty(efc, np.int64)
+    tk = np.empty(maxdeg + 1, np.float32)
+    ti = np.empty(maxdeg + 1, np.int64)
+    sel = np.empty(maxdeg + 1, np.int64)
+    sel2 = np.empty(maxdeg + 1, np.int64)
+    g = gen[0]
+    for i in range(first, last):
+        li = levels[i] - 1
+        entry = state[0]
+        ml = state[1]
+        if entry < 0:
+            state[0] = i
+            state[1] = li
+            continue
+        g = _link_node(V, is_ip, i, levels, offsets, neighbors, cum, entry, ml, efc, visited,
+                       g, cand_k, cand_i, res_k, res_i, sel)
+        for level in range(min(li, ml), -1, -1):  # the reverse links, level by level
+            b0 = cum[level]
+            size = cum[level + 1] - b0
+            o = offsets[i] + b0
+            for t in range(size):
+                s = neighbors[o + t]
+                if s < 0:
+                    break
+                _add_link(V, is_ip, s, i, offsets[s] + b0, size, neighbors, tk, ti, sel2)
+        if li > ml:
+            state[0] = i
+            state[1] = li
+    gen[0] = g
+
+
+# --------------------------------------------------------------------------- hop estimates
 
 @_dual
 def hnsw_insert_batched(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc,
