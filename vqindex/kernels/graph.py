@@ -1041,7 +1041,9 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
                         hk[t] = kf
                         ntop = heap_push(tk, ti, ntop, kf, i)
             elif int_hops:
-                # HOP_NIBBLE / one-stage HOP_PLANES on raw addresses (as the two stages)
+                # HOP_NIBBLE / one-stage HOP_PLANES on raw addresses (as the two stages): the
+                # same keys as _hop_keys, written out here because that inlined helper's
+                # array arguments cost a pair of atomic reference counts per hop
                 rc = np.int64(-1)
                 if fptr != 0:
                     if mode == HOP_NIBBLE:
@@ -1072,19 +1074,13 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
                         nres = heap_push(res_k, res_i, nres, kv, v)
         # ---- the ef list (two-stage: the kk best full keys) rescored exactly, top k
         size = 0
-        if two:
-            _planes_rescore(fptr2, backend, codes, off, ti, ntop, vpad, steps, nbytes, rbuf,
+        if planes:
+            pr = ti if two else res_i
+            npr = ntop if two else nres
+            _planes_rescore(fptr2, backend, codes, off, pr, npr, vpad, steps, nbytes, rbuf,
                             rsum)
-            for t in range(ntop):
-                i = ti[t]
-                accs[0] = bias + rsum[t]
-                key = sign * estimate(add, sf[i], 1, a_ell, a_ip, accs)
-                size = heap_push(top_k, top_i, size, key, i)
-        elif planes:
-            _planes_rescore(fptr2, backend, codes, off, res_i, nres, vpad, steps, nbytes, rbuf,
-                            rsum)
-            for t in range(nres):
-                i = res_i[t]
+            for t in range(npr):
+                i = pr[t]
                 accs[0] = bias + rsum[t]
                 key = sign * estimate(add, sf[i], 1, a_ell, a_ip, accs)
                 size = heap_push(top_k, top_i, size, key, i)
