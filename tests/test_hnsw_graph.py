@@ -814,7 +814,7 @@ def _sign_keys(idx, x):
     n = idx.ntotal
     mode, lut, nbytes, off, tmin, st = idx._hop_setup()
     rec, recf, fo, lam, kk, w1, rnd = idx._coarse_setup(mode, lut, nbytes, off, st, idx._cbuf,
-                                                        idx._sbuf, n, 10, 64)
+                                                        idx._sbuf, n, 10, 64, idx._rows_gen)
     qt = idx.codec._prepare_trusted(idx._prep(x), 1, luts=False)
     a_ell, a_ip = idx._metric_ab()
     sign = 1.0 if a_ip < 0 else -1.0
@@ -936,6 +936,26 @@ def test_two_stage_records_follow_adds_removals_and_resets(minilm):
         with pytest.raises((ValueError, TypeError), match=name):
             setattr(idx, name, bad)
     assert (idx.plane_sigmas, idx.plane_pool) == (2.0, 1)  # unchanged
+
+
+def test_stale_snapshot_does_not_poison_the_records(minilm):
+    # a search whose snapshot predates a compact derives its records from its own (old)
+    # codes; it must not leave them cached for the compacted rows
+    xb, xq, _ = minilm
+    idx = vqindex.index_factory(384, "HNSW16,RaBitQ5", COS)
+    idx.add(xb[:2500])
+    idx.remove_ids(np.arange(0, 2500, 2))
+    p = idx._resolve(SearchParams(efSearch=32), None)
+    old = idx._snapshot(p)
+    idx.compact()
+    stale = idx._search_keys(idx._prep(xq[:20]), 10, p, snap=old)[1]
+    assert not np.isin(stale, np.arange(0, 2500, 2)).any()
+    got = idx.search(xq, 10, params=SearchParams(efSearch=32))
+    idx._coarse_cache = None
+    idx._plan_cache = None
+    ref = idx.search(xq, 10, params=SearchParams(efSearch=32))
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_array_equal(got[0], ref[0])
 
 
 @pytest.mark.parametrize("codec", ["RaBitQ5", "EDEN4", "BQ4"])

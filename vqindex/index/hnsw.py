@@ -529,7 +529,7 @@ class IndexHNSWCodes(IndexCodes):
         return (mode == _graph.HOP_PLANES and self.plane_two_stage and lut.shape[0] >= 2
                 and int(lut[0]) == int(lut[1:].astype(np.int64).sum()) + 1)
 
-    def _coarse_setup(self, mode, lut, nbytes, off, st, codes, sf, n, k, ef):
+    def _coarse_setup(self, mode, lut, nbytes, off, st, codes, sf, n, k, ef, gen):
         """The two-stage plane hops' record (rec, recf, fo, lam, kk, w1, rnd) of
         kernels.graph.hnsw_search_codes; an empty rec turns them off."""
         # ef >= n asks for every reachable node: the exhaustive search keeps full keys
@@ -539,12 +539,13 @@ class IndexHNSWCodes(IndexCodes):
         lam = self._plane_sigmas
         pool = self._plane_pool
         count = 8 * int(nbytes)
-        rec, fo = self._coarse_records(codes, sf, n, lut, int(nbytes), int(off), st, count)
+        rec, fo = self._coarse_records(codes, sf, n, lut, int(nbytes), int(off), st, count,
+                                       gen)
         kk = min(ef, max(k, pool * k))
         return (rec, rec.view(np.float32), np.int64(fo), np.float32(lam), np.int64(kk),
                 np.ones(1, np.uint8), np.float32(2.0 * np.sqrt(count / 24.0)))
 
-    def _coarse_records(self, codes, sf, n, lut, nbytes, off, st, count):
+    def _coarse_records(self, codes, sf, n, lut, nbytes, off, st, count, gen):
         """uint8 (>= n, R) records of the sign-plane hops (kernels.graph `_two_stage_keys`),
         one per stored row, R a multiple of 64 on 64-byte boundaries so that a hop reads one
         cache line per neighbour at d <= 384: plane 0 (nbytes), then at float32 column fo
@@ -552,16 +553,16 @@ class IndexHNSWCodes(IndexCodes):
         |a_ip scale| unit ||r_i|| / sqrt(count - 1)] (c_i, ||r_i||: `plane_sign_factors`).
         Derived from the codes (not stored in files), in capacity-doubling buffers extended
         by the rows added since the last search: stored rows never change while the
-        generation (bumped whenever the codes are replaced) stays the same."""
+        generation (bumped whenever the codes are replaced) stays the same. `gen` is the
+        generation of the caller's snapshot: a search that took its snapshot before a
+        compact or reset derives its records from its own codes and caches nothing."""
         R = _record_bytes(nbytes)
         fo = (-(-nbytes // 16) * 16) // 4
-        with self._publish_lock:
-            gen, cached = self._rows_gen, self._coarse_cache
+        cached = self._coarse_cache
         if cached is not None and cached[:3] == (self.codec, gen, R) and cached[3] >= n:
             return cached[4], fo
         with self._coarse_lock:
-            with self._publish_lock:
-                gen, cached = self._rows_gen, self._coarse_cache
+            cached = self._coarse_cache
             if cached is not None and cached[:3] == (self.codec, gen, R):
                 done, buf = cached[3], cached[4]
             else:
@@ -647,10 +648,12 @@ class IndexHNSWCodes(IndexCodes):
             n = self._n
             snap = (self._cbuf, self._sbuf, self._ibuf[:n], n, self._levels, self._offsets,
                     self._nbr, self._entry, self._max_level, self._deleted[:n],
-                    self._ndeleted)
-        codes, sf, ids, n, levels, offsets, nbr, entry, max_level, deleted, ndel = snap
+                    self._ndeleted, self._rows_gen)
+        codes, sf, ids, n, levels, offsets, nbr, entry, max_level, deleted, ndel, gen = snap
         mask, use_mask = self._live_mask(flt, ids, deleted, ndel)
-        return codes, sf, ids, n, (levels, offsets, nbr, entry, max_level), mask, use_mask
+        # gen: the generation of the snapshot's rows (what derived arrays are keyed on)
+        return (codes, sf, ids, n, (levels, offsets, nbr, entry, max_level, gen), mask,
+                use_mask)
 
     def _one_call_search(self, x, k, params, num_threads):
         """Small unfiltered searches on one thread (fewer than 16 float32 C-contiguous
@@ -738,13 +741,13 @@ class IndexHNSWCodes(IndexCodes):
         kernels.graph.hnsw_search_codes for this snapshot, k and ef: everything of a search
         but the queries, cached while its inputs (the snapshot's arrays by identity, n, the
         hop attributes) stay the same, so a one-query call assembles one tuple."""
-        levels, offsets, nbr, entry, max_level = graph
+        levels, offsets, nbr, entry, max_level, gen = graph
         # objects by identity (the cache holds them, so their ids cannot be reused while it
         # does), the rest by value: one tuple comparison
         objs = (self.codec, codes, sf, levels, offsets, nbr)
         key = (tuple(map(id, objs)), n, entry, max_level, k, ef, self.plane_hops,
                self.byte_hops, self.plane_two_stage, self._plane_sigmas, self._plane_pool,
-               self._rows_gen)
+               gen)
         cached = self._plan_cache
         if cached is not None and cached[0] == key:
             return cached[2]
@@ -753,7 +756,7 @@ class IndexHNSWCodes(IndexCodes):
                 _graph_planes_address() if mode == _graph.HOP_PLANES else 0)
         bplan = self._byte_sections() if mode == _graph.HOP_BYTE else np.zeros((0, 7), np.int64)
         fptr2 = _graph_kernel_address("vq_graph_planes_f32") if mode == _graph.HOP_PLANES else 0
-        coarse = self._coarse_setup(mode, lut, nbytes, off, st, codes, sf, n, k, ef)
+        coarse = self._coarse_setup(mode, lut, nbytes, off, st, codes, sf, n, k, ef, gen)
         hop = (np.int64(mode), np.int64(fptr), np.int64(fptr2), np.int64(0), lut,
                np.int64(nbytes), np.int64(off), np.float32(tmin), np.float32(st), bplan)
         secs, tables = self.codec.exact_tables
