@@ -988,7 +988,14 @@ def test_one_call_path_equals_the_general_path(minilm, codec, metric):
             np.testing.assert_array_equal(D1, D2)
         idx.add(xb[1500 + 100 * rows.start: 1600 + 100 * rows.start])
     assert calls == [True] * 4  # (the D= / I= searches never ask it)
-    # outside its scope it hands over: a filter, 16 queries, a faiss parameter object
+    # 16 queries are rotated by the batch path (codec._prepare_trusted), one query by the
+    # kernel itself: the same tables, so the same bits
+    Db, Ib = idx.search(xq[:16], 7, params=p)
+    for q in (0, 5, 15):
+        D1, I1 = idx.search(xq[q:q + 1], 7, params=p)
+        np.testing.assert_array_equal(I1[0], Ib[q])
+        np.testing.assert_array_equal(D1[0], Db[q])
+    # outside its scope it hands over: a filter, 16 queries, float64 queries, two threads
     calls.clear()
     idx.search(xq[:1], 5, params=SearchParams(filter=np.arange(100)))
     idx.search(xq[:16], 5)
