@@ -815,7 +815,7 @@ def _sign_keys(idx, x):
     mode, lut, nbytes, off, tmin, st = idx._hop_setup()
     rec, recf, fo, lam, kk, w1, rnd = idx._coarse_setup(mode, lut, nbytes, off, st, idx._cbuf,
                                                         idx._sbuf, n, 10, 64, idx._rows_gen)
-    qt = idx.codec._prepare_trusted(idx._prep(x), 1, luts=False)
+    qt = idx.codec._prepare_trusted(idx._prep(x), 1)
     a_ell, a_ip = idx._metric_ab()
     sign = 1.0 if a_ip < 0 else -1.0
     qadd = qt.qdotc if idx._is_ip else qt.qnorm2

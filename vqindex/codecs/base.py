@@ -474,24 +474,13 @@ class Codec:
             return rot, (True, proj._signs, proj._perms, np.int64(proj._p))
         return None
 
-    def _prepare_trusted(self, xq, num_threads=1, luts=True):
+    def _prepare_trusted(self, xq, num_threads=1):
         """prepare_queries for validated float32 (nq, d) queries (no reference): the internal
         path of the indexes, which validate once at their public boundary. For the fast
-        rotation (the default) one compiled call makes every table. luts=False: a few rows
-        get the rotation only (the fast-scan LUTs, still made on first use, are most of the
-        cost: graph hops never read them)."""
+        rotation (the default) one compiled call makes every table."""
         # a few rows: one compiled call (row-by-row rotation); a batch: the 16-row tiled
         # rotation (SIMD, threads) then the LUT kernels; the tables are the same (tested)
         fpa = self._fast_prepare_args() if xq.shape[0] < 16 else None
-        if fpa is not None and not luts:
-            from ..kernels import driver as _drv
-            nq = xq.shape[0]
-            vsp = np.empty((self.n_spaces, nq, self.D), np.float32)
-            qnorm2 = np.empty(nq, np.float32)
-            _drv.rotate_queries_fast(xq, fpa[0], fpa[1], vsp, qnorm2)
-            qt = QueryTables(self, xq, vsp[0], qnorm2, np.zeros(nq, np.float32), num_threads)
-            qt._spaces = vsp
-            return qt
         from ..kernels.driver import scan_setup
         qt_lut_max = scan_setup()[2]
         if fpa is not None:

@@ -49,7 +49,6 @@ import warnings
 import numpy as np
 
 from .._validation import as_ids, check_finite_file
-from ..kernels import driver as _drv
 from ..kernels import graph as _graph
 from ..kernels._threads import maybe_threads, resolve_threads
 from .base import IndexCodes
@@ -89,7 +88,7 @@ class IndexHNSWCodes(IndexCodes):
     #: False: they take the byte tables (or the exact estimator without byte_hops)
     plane_hops = True
     #: RaBitQ codes whose plane 0 is the sign plane hop in two stages (kernels.graph
-    #: `_two_stage_keys`): every neighbour gets the 1-bit sign-plane estimate, and only
+    #: module docstring, "Two-stage hops"): every neighbour gets the 1-bit sign-plane estimate, and only
     #: those whose lower bound (estimate - plane_sigmas x its error's standard deviation)
     #: may enter the plane_pool x k best so far also get the full planes; the pool is
     #: rescored exactly at the end. False: every neighbour gets the full planes
@@ -546,7 +545,7 @@ class IndexHNSWCodes(IndexCodes):
                 np.ones(1, np.uint8), np.float32(2.0 * np.sqrt(count / 24.0)))
 
     def _coarse_records(self, codes, sf, n, lut, nbytes, off, st, count, gen):
-        """uint8 (>= n, R) records of the sign-plane hops (kernels.graph `_two_stage_keys`),
+        """uint8 (>= n, R) records of the sign-plane hops (kernels.graph, two-stage hops),
         one per stored row, R a multiple of 64 on 64-byte boundaries so that a hop reads one
         cache line per neighbour at d <= 384: plane 0 (nbytes), then at float32 column fo
         [a_ip scale, the metric's constant term, unit c_i,
@@ -692,11 +691,10 @@ class IndexHNSWCodes(IndexCodes):
             # a few queries: the kernel rotates them (the graph reads nothing else of them)
             vsp = np.empty((self.codec.n_spaces, nq, self.codec.D), np.float32)
             qadd = np.empty(nq, np.float32)
-            rot = (x, fpa[0][0], fpa[0][1], fpa[0][2], fpa[1][0], fpa[1][1], fpa[1][2],
-                   fpa[1][3], True)
+            rot = self._rot_args(fpa, x, True)
         else:
-            rot = self._no_rot
-            queries = self.codec._prepare_trusted(x, nt, luts=False)
+            rot = self._rot_args(self.codec._fast_prepare_args(), x[:0], False)
+            queries = self.codec._prepare_trusted(x, nt)
             if entry < 0:
                 return self._flat_keys(queries, k, nt, codes[:n], sf[:n], ids, mask, use_mask)
             vsp = queries.spaces
@@ -725,16 +723,16 @@ class IndexHNSWCodes(IndexCodes):
             self._visit_pool.append((visited, gens))  # list.append / pop are atomic
         return keys, self._rows_to_ids(pos, ids)
 
-    @property
-    def _no_rot(self):
-        """The `rot` argument of hnsw_search_codes when the queries come rotated."""
-        fpa = self.codec._fast_prepare_args()
-        if fpa is not None:
-            return (np.zeros((0, self.d), np.float32), fpa[0][0], fpa[0][1], fpa[0][2],
-                    fpa[1][0], fpa[1][1], fpa[1][2], fpa[1][3], False)
-        zs, zp = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int32)
-        return (np.zeros((0, self.d), np.float32), zs, zp, np.int64(0), False, zs, zp,
-                np.int64(0), False)
+    @staticmethod
+    def _rot_args(fpa, x, do_rot):
+        """The `rot` argument of hnsw_search_codes from the codec's fast-rotation arguments
+        (fpa; None: stand-ins of the same types, never read): with do_rot the kernel
+        rotates x itself."""
+        if fpa is None:
+            zs, zp = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int32)
+            fpa = ((zs, zp, np.int64(0)), (False, zs, zp, np.int64(0)))
+        (signs, perms, p), (has_proj, psigns, pperms, pp) = fpa
+        return (x, signs, perms, p, has_proj, psigns, pperms, pp, do_rot)
 
     def _search_plan(self, codes, sf, n, graph, k, ef):
         """(hop, coarse, (secs, tables, n_acc), metric, graph tuple) of

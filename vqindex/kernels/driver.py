@@ -766,6 +766,24 @@ def float_range(vectors, x, is_ip, key_max, counts, out_keys, out_rows, fill):
             counts[q] = c
 
 
+@njit(cache=True, nogil=True)
+def rotate_query(x, q, signs, perms, p, has_proj, psigns, pperms, pp, xr, buf, tmp, vsp):
+    """Row q of x (float32 (nq, d)), zero-padded into xr (D,), rotated into vsp[0, q] and,
+    with has_proj, projected again into vsp[1, q] (buf / tmp: scratch of D); returns
+    ||x_q||^2 in float64 (prepare_queries_fast, and the graph search's one-query path)."""
+    s = 0.0
+    d = x.shape[1]
+    for i in range(d):
+        xr[i] = x[q, i]
+        s += np.float64(x[q, i]) * np.float64(x[q, i])
+    for i in range(d, xr.shape[0]):
+        xr[i] = 0.0
+    rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
+    if has_proj:
+        rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
+    return s
+
+
 @_dual
 def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lut_max):
     """All query tables of a batch in one call (fast rotation codecs, no centre).
@@ -784,17 +802,11 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lu
     m = E.shape[0]
     n_acc = acc_nib.shape[0] - 1
     for q in prange(nq):
-        xr = np.zeros(dim, np.float32)
+        xr = np.empty(dim, np.float32)
         buf = np.empty(dim, np.float32)
         tmp = np.empty(dim, np.float32)
-        s = 0.0
-        for i in range(d):
-            xr[i] = x[q, i]
-            s += np.float64(x[q, i]) * np.float64(x[q, i])
-        qnorm2[q] = np.float32(s)
-        rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
-        if has_proj:
-            rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
+        qnorm2[q] = np.float32(rotate_query(x, q, signs, perms, p, has_proj, psigns, pperms,
+                                            pp, xr, buf, tmp, vsp))
         lut = np.empty((m, 16), np.float32)
         nibble_lut_query(vsp, q, space, cidx, E, lut)
         sc = np.empty(n_acc, np.float64)
@@ -803,30 +815,6 @@ def prepare_queries_fast(x, rot, proj, lay, vsp, qnorm2, lut_u8, scale, bias, lu
         for a in range(n_acc):
             scale[a, q] = np.float32(sc[a])
             bias[a, q] = np.float32(bi[a])
-
-
-@njit(cache=True, nogil=True)
-def rotate_queries_fast(x, rot, proj, vsp, qnorm2):
-    """The query spaces and norms of prepare_queries_fast without its LUTs (graph hops read
-    the rotated query itself): vsp (n_spaces, nq, D), qnorm2 (nq,); same arithmetic."""
-    signs, perms, p = rot
-    has_proj, psigns, pperms, pp = proj
-    nq, d = x.shape
-    dim = vsp.shape[2]
-    xr = np.zeros(dim, np.float32)
-    buf = np.empty(dim, np.float32)
-    tmp = np.empty(dim, np.float32)
-    for q in range(nq):
-        s = 0.0
-        for i in range(d):
-            xr[i] = x[q, i]
-            s += np.float64(x[q, i]) * np.float64(x[q, i])
-        for i in range(d, dim):
-            xr[i] = 0.0
-        qnorm2[q] = np.float32(s)
-        rotate_row(xr, signs, perms, p, buf, tmp, vsp[0, q])
-        if has_proj:
-            rotate_row(vsp[0, q], psigns, pperms, pp, buf, tmp, vsp[1, q])
 
 
 # --------------------------------------------------------------------------- native selection

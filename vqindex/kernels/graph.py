@@ -70,8 +70,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .driver import (MAX_ACC, _call_i64x12, _dual, estimate, exact_accs, exact_accs_call,
-                     section)
-from .rotation import rotate_row
+                     rotate_query, section)
 from .topk import argsort_stable, heap_push, heap_sorted
 
 HOP_EXACT = 0
@@ -352,8 +351,6 @@ def hnsw_insert(V, is_ip, first, last, levels, offsets, neighbors, cum, state, e
     gen[0] = g
 
 
-# --------------------------------------------------------------------------- hop estimates
-
 @_dual
 def hnsw_insert_batched(V, is_ip, first, last, levels, offsets, neighbors, cum, state, efc,
                         visited, gens, cand_k, cand_i, batch):
@@ -373,9 +370,11 @@ def hnsw_insert_batched(V, is_ip, first, last, levels, offsets, neighbors, cum, 
         entry = state[0]
         ml = state[1]
         if entry < 0 or i < 1024 or levels[i] - 1 > ml:
-            hnsw_insert(V, is_ip, i, i + 1, levels, offsets, neighbors, cum, state, efc,
+            # one call for the run of the graph's first nodes (or one node above the top)
+            j = min(last, 1024) if i < 1024 else i + 1
+            hnsw_insert(V, is_ip, i, j, levels, offsets, neighbors, cum, state, efc,
                         visited[0], gens[0:1])
-            i += 1
+            i = j
             continue
         bmax = min(batch, max(1, i // 16))
         j = i + 1
@@ -445,6 +444,8 @@ def hnsw_insert_batched(V, is_ip, first, last, levels, offsets, neighbors, cum, 
                               neighbors, tk, ti, sel2)
         i = j
 
+
+# --------------------------------------------------------------------------- hop estimates
 
 @njit(cache=True, nogil=True)
 def dot4_numba(codes, off, ids, cnt, qa, lut, nbytes, out):
@@ -851,30 +852,23 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
     lam2 = lam * lam
     two_s = np.float32(0.0)
     ee = np.float32(0.0)
+    c0vs = np.float32(0.0)
     vn = np.float32(0.0)
     # HOP_EXACT and HOP_BYTE keys are the exact estimator's: no rescoring of the ef list
     keyed_exactly = mode == HOP_EXACT or mode == HOP_BYTE
     top_k = np.empty(k, np.float32)
     top_i = np.empty(k, np.int64)
     # rot (a few queries): the kernel rotates x[q] into vsp[:, q] and writes qadd[q] itself
-    # (kernels.driver.rotate_queries_fast's arithmetic), which saves a compiled call
-    xr_, rsg, rpm, rp, has_proj, psg, ppm, pp, do_rot = rot
+    # (driver.rotate_query, prepare_queries_fast's arithmetic), which saves a compiled call
+    xq, rsg, rpm, rp, has_proj, psg, ppm, pp, do_rot = rot
     rdim = vsp.shape[2] if do_rot else 0
-    xr = np.zeros(rdim, np.float32)
+    xr = np.empty(rdim, np.float32)
     rb1 = np.empty(rdim, np.float32)
     rb2 = np.empty(rdim, np.float32)
     g = gen[0]
     for q in range(q0, q1):
         if do_rot:
-            ss = 0.0
-            for j in range(xr_.shape[1]):
-                xr[j] = xr_[q, j]
-                ss += np.float64(xr_[q, j]) * np.float64(xr_[q, j])
-            for j in range(xr_.shape[1], rdim):
-                xr[j] = 0.0
-            rotate_row(xr, rsg, rpm, rp, rb1, rb2, vsp[0, q])
-            if has_proj:
-                rotate_row(vsp[0, q], psg, ppm, pp, rb1, rb2, vsp[1, q])
+            ss = rotate_query(xq, q, rsg, rpm, rp, has_proj, psg, ppm, pp, xr, rb1, rb2, vsp)
             qadd[q] = np.float32(ss) if a_ip < 0 else np.float32(0.0)
         add = qadd[q]
         scale = np.float32(1.0)
@@ -901,6 +895,7 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
             bias = tmin * vs
             two_s = np.float32(2.0) * s
             ee = s * rnd
+            c0vs = c0 * vs
         elif mode == HOP_BYTE:
             byte_lut(bplan, tables, vsp, q, blut)
         qs = (qa, scale, bias, blut)
@@ -1010,7 +1005,7 @@ def _search_queries(q0, q1, hop, coarse, rot, exact, metric, qadd, graph, n_vis,
                     f0 = recf[i, fo]
                     f2 = recf[i, fo + 2]
                     key1 = sign * (add + recf[i, fo + 1]
-                                   + f0 * (c0 * vs + f2 * (two_s * np.float32(dots[t]) - vs)))
+                                   + f0 * (c0vs + f2 * (two_s * np.float32(dots[t]) - vs)))
                     hk[t] = key1
                     if use_ok and ok[i] == 0:
                         continue
@@ -1109,7 +1104,7 @@ def hnsw_search_codes(hop, coarse, rot, exact, metric, qadd, graph, n_vis, ef, f
     recf (its float32 view), fo, lam, kk, w1 uint8 [1], rnd): the two-stage HOP_PLANES hops
     (module docstring; an empty rec turns them off); rot = (x float32 (nq, d), signs, perms,
     p, has_proj, psigns, pperms, pp, do_rot): with do_rot the kernel rotates x[q] into
-    vsp[:, q] and writes qadd[q] (kernels.driver.rotate_queries_fast's arithmetic); exact =
+    vsp[:, q] and writes qadd[q] (driver.rotate_query); exact =
     (codes, secs, tables, vsp, sf, n_acc) as driver.exact_search; graph = (levels, offsets,
     neighbors, cum, entry, max_level); visited uint16 (chunks, >= n_vis); flt = (ok, use_ok);
     scan_rows: see _search_queries. out_keys float32 (nq, k) ascending (+inf pads), out_pos
